@@ -1,0 +1,32 @@
+"""Bijectors: `distrax.Bijector` subclasses and coupling helpers.
+
+Direction convention (as in `distrax.Transformed`): `forward` maps base noise z
+to data x (sampling), `inverse` maps data to noise (density). Preprocessing
+bijectors are named by what they do to data (`Logit`, `Squeeze`) and enter a
+flow as `distrax.Inverse(...)` on its data side.
+"""
+
+from dgmjax.bijectors.coupling import (
+    SCALE_FNS,
+    affine_coupling,
+    alternating_mask,
+    bounded_log_scale,
+    channel_mask,
+    checkerboard_mask,
+)
+from dgmjax.bijectors.logit import Logit
+from dgmjax.bijectors.multiscale import FactorOut, Squeeze
+from dgmjax.bijectors.scan import ScanChain
+
+__all__ = [
+    "SCALE_FNS",
+    "FactorOut",
+    "Logit",
+    "ScanChain",
+    "Squeeze",
+    "affine_coupling",
+    "alternating_mask",
+    "bounded_log_scale",
+    "channel_mask",
+    "checkerboard_mask",
+]
