@@ -1,0 +1,130 @@
+"""Flax flow models: identity at init, round trips, log_prob by brute-force change of variables."""
+
+import distrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dgmjax.models import ImageRealNVP, RealNVP
+
+
+def perturb(params, key, scale=0.3):
+    """Random nonzero parameters everywhere (the zero-initialized last layers included)."""
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    new = [leaf + scale * jax.random.normal(k, leaf.shape) / np.sqrt(max(leaf.shape[-1], 1))
+           for leaf, k in zip(leaves, keys, strict=True)]
+    return jax.tree_util.tree_unflatten(tree, new)
+
+
+def brute_force_log_prob(model, params, x):
+    """log N(f(x); 0, I) + log|det df/dx| with the Jacobian of f = inverse bijector by jacfwd."""
+
+    @jax.jit
+    def run(params, x):
+        bij = model.bind(params).bijector()
+        flat_f = lambda v: bij.inverse(v.reshape(x.shape)).reshape(-1)
+        jac = jax.jacfwd(flat_f)(x.reshape(-1))
+        z = flat_f(x.reshape(-1))
+        return jnp.sum(jax.scipy.stats.norm.logpdf(z)) + jnp.linalg.slogdet(jac)[1]
+
+    return run(params, x)
+
+
+def init(model, key, x):
+    return jax.jit(model.init)(key, x)
+
+
+@pytest.mark.parametrize("scale_fn", ["tanh", "sigmoid"])
+def test_realnvp_identity_at_init_and_log_prob(scale_fn):
+    model = RealNVP(event_size=5, num_layers=4, hidden_sizes=(16,), scale_fn=scale_fn)
+    x = jax.random.normal(jax.random.PRNGKey(0), (6, 5))
+    params = init(model, jax.random.PRNGKey(1), x)
+    bij = model.bind(params).bijector()
+    np.testing.assert_allclose(bij.forward(x), x, atol=1e-6)
+    np.testing.assert_allclose(model.apply(params, x), jax.scipy.stats.norm.logpdf(x).sum(-1),
+                               rtol=1e-6)
+    params = perturb(params, jax.random.PRNGKey(2))
+    lp = model.apply(params, x)
+    for i in range(3):
+        np.testing.assert_allclose(lp[i], brute_force_log_prob(model, params, x[i]), atol=1e-4)
+    bij = model.bind(params).bijector()
+    np.testing.assert_allclose(bij.forward(bij.inverse(x)), x, atol=1e-5)
+
+
+def test_realnvp_sample_shapes_and_log_prob_consistency():
+    model = RealNVP(event_size=3, num_layers=3, hidden_sizes=(8,))
+    params = perturb(init(model, jax.random.PRNGKey(0), jnp.zeros((1, 3))), jax.random.PRNGKey(1))
+    s, lp = model.apply(params, jax.random.PRNGKey(2), 7, method=model.sample_and_log_prob)
+    assert s.shape == (7, 3)
+    np.testing.assert_allclose(lp, model.apply(params, s), atol=1e-4)
+    dist = model.bind(params).distribution()
+    assert isinstance(dist, distrax.Transformed)
+    np.testing.assert_allclose(dist.log_prob(s), lp, atol=1e-4)
+
+
+def _image_model(**kw):
+    cfg = dict(image_shape=(4, 4, 1), num_scales=2, num_checkerboard=2, num_channelwise=2,
+               features=8, num_blocks=1)
+    cfg.update(kw)
+    return ImageRealNVP(**cfg)
+
+
+@pytest.fixture(scope="module")
+def image_params():
+    """Perturbed parameters of the small image model (they do not depend on logit_alpha)."""
+    x = jnp.full((1, 4, 4, 1), 0.5)
+    return perturb(init(_image_model(), jax.random.PRNGKey(1), x), jax.random.PRNGKey(2))
+
+
+@pytest.mark.parametrize("logit_alpha", [None, 0.05])
+def test_image_realnvp_log_prob_matches_change_of_variables(logit_alpha, image_params):
+    model = _image_model(logit_alpha=logit_alpha)
+    x = jax.random.uniform(jax.random.PRNGKey(0), (3, 4, 4, 1), minval=0.05, maxval=0.95)
+    params = image_params
+    lp = jax.jit(model.apply)(params, x)
+    for i in range(2):
+        np.testing.assert_allclose(lp[i], brute_force_log_prob(model, params, x[i]), atol=2e-3,
+                                   rtol=1e-5)
+    round_trip = jax.jit(lambda p, x: (lambda b: b.forward(b.inverse(x)))(model.bind(p).bijector()))
+    np.testing.assert_allclose(round_trip(params, x), x, atol=2e-5)
+
+
+def test_image_realnvp_identity_at_init_and_three_scales():
+    model = _image_model(image_shape=(8, 8, 2), num_scales=3, logit_alpha=None)
+    z = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 2))
+    params = init(model, jax.random.PRNGKey(1), z)
+    forward = jax.jit(lambda p, z: model.bind(p).bijector().forward(z))
+    np.testing.assert_allclose(forward(params, z), z, atol=1e-6)
+    assert set(params["params"]) == {"checkerboard_0", "checkerboard_1", "checkerboard_2",
+                                     "channelwise_0", "channelwise_1"}
+    sample = jax.jit(lambda p, k: model.apply(p, k, 5, method=model.sample))(params, jax.random.PRNGKey(3))
+    assert sample.shape == (5, 8, 8, 2)
+
+
+def test_image_realnvp_jit_vmap_agree(image_params):
+    model = _image_model()
+    x = jax.random.uniform(jax.random.PRNGKey(0), (4, 4, 4, 1))
+    params = image_params
+    eager = model.apply(params, x)
+    jitted = jax.jit(model.apply)(params, x)
+    vmapped = jax.vmap(lambda xi: model.apply(params, xi))(x)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-5)
+    np.testing.assert_allclose(vmapped, eager, rtol=1e-5)
+
+
+def test_model_bad_inputs(image_params):
+    model = _image_model()
+    params = image_params
+    with pytest.raises(ValueError, match="trailing shape"):
+        model.apply(params, jnp.zeros((1, 4, 5, 1)))
+    with pytest.raises(ValueError, match="floating"):
+        model.apply(params, jnp.zeros((1, 4, 4, 1), jnp.int32))
+    with pytest.raises(ValueError, match="divisible"):
+        _image_model(image_shape=(6, 6, 1), num_scales=3).init(jax.random.PRNGKey(0),
+                                                               jnp.zeros((1, 6, 6, 1)))
+    with pytest.raises(ValueError, match="event_size"):
+        RealNVP(event_size=1).init(jax.random.PRNGKey(0), jnp.zeros((1, 1)))
+    with pytest.raises(ValueError, match="num_samples"):
+        model.apply(params, jax.random.PRNGKey(0), 0, method=model.sample)
