@@ -1,0 +1,19 @@
+"""Datasets: tfds image loaders, the embedded 8x8 digits, 2-D toys, batch iterators."""
+
+from dgmjax.data.images import IMAGE_DATASETS, ImageData, load_digits, load_images
+from dgmjax.data.iterator import ArrayBatches, SamplerBatches, eval_batches, place
+from dgmjax.data.toys import TOY_DENSITIES, sample_toy, toy_log_prob
+
+__all__ = [
+    "IMAGE_DATASETS",
+    "TOY_DENSITIES",
+    "ArrayBatches",
+    "ImageData",
+    "SamplerBatches",
+    "eval_batches",
+    "load_digits",
+    "load_images",
+    "place",
+    "sample_toy",
+    "toy_log_prob",
+]
