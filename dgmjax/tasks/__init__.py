@@ -1,0 +1,71 @@
+"""Tasks: a model paired with its data and objective, built from a config."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from dgmjax.data import IMAGE_DATASETS, TOY_DENSITIES, load_images
+from dgmjax.models import ImageRealNVP, RealNVP
+from dgmjax.tasks.base import Task
+from dgmjax.tasks.flows import continuous_to_levels, density_2d_task, image_flow_task
+
+__all__ = ["MODELS", "Task", "build_task", "continuous_to_levels", "density_2d_task",
+           "image_flow_task", "make_model"]
+
+# name -> (module class, data kind it models)
+MODELS: dict[str, tuple[type, str]] = {
+    "image_realnvp": (ImageRealNVP, "images"),
+    "realnvp": (RealNVP, "vectors"),
+}
+
+
+def _as_dict(cfg) -> dict[str, Any]:
+    return cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+
+
+def make_model(name: str, kwargs: Mapping[str, Any], **shape_kwargs):
+    """Instantiates model `name` with config `kwargs`, rejecting unknown keys by name."""
+    if name not in MODELS:
+        raise ValueError(f"unknown `model.name` {name!r}; expected one of {sorted(MODELS)}.")
+    cls = MODELS[name][0]
+    fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+    unknown = sorted(set(kwargs) - fields)
+    if unknown:
+        raise ValueError(f"`model` config keys {unknown} are not fields of {cls.__name__}; "
+                         f"expected a subset of {sorted(fields - set(shape_kwargs))}.")
+    kw = {k: tuple(val) if isinstance(val, list) else val for k, val in kwargs.items()}
+    return cls(**shape_kwargs, **kw)
+
+
+def build_task(config) -> Task:
+    """Builds the task of an experiment config (`data`, `model`, `objective` sections)."""
+    data = _as_dict(config.data)
+    model_cfg = _as_dict(config.model)
+    name = model_cfg.pop("name")
+    if name not in MODELS:
+        raise ValueError(f"unknown `model.name` {name!r}; expected one of {sorted(MODELS)}.")
+    kind = MODELS[name][1]
+    objective = _as_dict(config.get("objective", {}))
+    num_samples = int(config.train.get("num_samples", 64))
+    if data["name"] in TOY_DENSITIES:
+        if kind != "vectors":
+            raise ValueError(f"`model.name` {name!r} models images; the 2-D toy {data['name']!r} "
+                             "needs a vector model such as 'realnvp'.")
+        model = make_model(name, model_cfg, event_size=2)
+        return density_2d_task(model, data["name"], num_test=int(data.get("num_test", 10_000)),
+                               num_samples=max(num_samples, 1000))
+    if data["name"] not in IMAGE_DATASETS:
+        raise ValueError(f"unknown `data.name` {data['name']!r}; expected one of "
+                         f"{sorted(IMAGE_DATASETS) + list(TOY_DENSITIES)}.")
+    if kind != "images":
+        raise ValueError(f"`model.name` {name!r} models vectors; images need an image model "
+                         "such as 'image_realnvp'.")
+    kw = {"manual_dir": data.get("manual_dir") or None, "data_dir": data.get("data_dir") or None}
+    train = load_images(data["name"], "train", **kw)
+    test = load_images(data["name"], data.get("test_split", "test"), **kw)
+    model = make_model(name, model_cfg, image_shape=train.image_shape)
+    return image_flow_task(model, train, test,
+                           dequantization=objective.get("dequantization", "uniform"),
+                           num_samples=num_samples)

@@ -1,0 +1,69 @@
+"""Metrics as JSON lines and TensorBoard events, written by process 0 only."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import jax
+import numpy as np
+
+
+def _scalar(x) -> float:
+    return float(np.asarray(x))
+
+
+class MetricWriter:
+    """Appends `{"step", "split", ...}` lines to `metrics.jsonl` and TensorBoard scalars.
+
+    On resume from step s, lines with step > s (written after the checkpoint the
+    run restarts from) are dropped, so the log matches an uninterrupted run.
+    """
+
+    def __init__(self, workdir: str | Path, *, resume_step: int = 0, tensorboard: bool = True):
+        self.active = jax.process_index() == 0
+        self.path = Path(workdir) / "metrics.jsonl"
+        self._tb = None
+        if not self.active:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"))
+
+    def write(self, step: int, split: str, metrics: dict) -> dict:
+        values = {k: _scalar(val) for k, val in metrics.items()}
+        if not self.active:
+            return values
+        record = {"step": int(step), "split": split}
+        record.update({k: (val if math.isfinite(val) else str(val)) for k, val in values.items()})
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for k, val in values.items():
+                self._tb.add_scalar(f"{split}/{k}", val, int(step))
+        return values
+
+    def flush(self):
+        if self._tb is not None:
+            self._tb.flush()
+
+    def close(self):
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def read_metrics(workdir: str | Path, split: str | None = None) -> list[dict]:
+    """The records of `metrics.jsonl` (optionally only one split)."""
+    path = Path(workdir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if split is None or r["split"] == split]
