@@ -1,0 +1,34 @@
+"""RealNVP on the 2-D moons density, with density and sample plots.
+
+Change the toy with --config.data.name=eight_gaussians|checkerboard|two_spirals.
+"""
+
+from pathlib import Path
+
+import ml_collections
+
+from dgmjax.training.config import load_config
+
+
+def get_config():
+    config = load_config(Path(__file__).with_name("default.py"))
+    config.data.name = "moons"
+    config.data.num_test = 10_000
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "realnvp"
+    config.model.num_layers = 8
+    config.model.hidden_sizes = (128, 128)
+    config.model.activation = "relu"
+    config.model.scale_fn = "tanh"
+
+    config.train.batch_size = 256
+    config.train.eval_batch_size = 1000
+    config.train.num_steps = 5000
+    config.train.log_every = 250
+    config.train.eval_every = 1000
+    config.train.checkpoint_every = 1000
+    config.train.sample_every = 2500
+    config.optimizer.learning_rate = 1e-3
+    config.optimizer.warmup_steps = 100
+    return config
