@@ -1,6 +1,8 @@
 """Default: multi-scale RealNVP on the embedded 8x8 digits (17 levels), uniform dequantization.
 
-Finishes in a few minutes on a laptop CPU and prints test bits/dim.
+Finishes in about three minutes on a 2-core CPU and prints test bits/dim. The
+1437 training images are few: longer runs or wider conditioners overfit (the
+test bound rises after ~1000 steps at this size).
 """
 
 import ml_collections
@@ -21,8 +23,8 @@ def get_config():
     config.model.num_scales = 2
     config.model.num_checkerboard = 4
     config.model.num_channelwise = 3
-    config.model.features = 64
-    config.model.num_blocks = 2
+    config.model.features = 32
+    config.model.num_blocks = 1
     config.model.scale_fn = "tanh"
     config.model.logit_alpha = 0.05
 
@@ -30,13 +32,13 @@ def get_config():
     config.objective.dequantization = "uniform"
 
     config.train = ml_collections.ConfigDict()
-    config.train.batch_size = 128
+    config.train.batch_size = 64
     config.train.eval_batch_size = 360
-    config.train.num_steps = 3000
+    config.train.num_steps = 1200
     config.train.log_every = 100
-    config.train.eval_every = 1000
-    config.train.checkpoint_every = 500
-    config.train.sample_every = 1000
+    config.train.eval_every = 400
+    config.train.checkpoint_every = 400
+    config.train.sample_every = 400
     config.train.num_samples = 64
     config.train.ema_decay = 0.999
     config.train.num_devices = 0  # 0 = all visible devices
