@@ -105,3 +105,39 @@ def affine_coupling(
         return distrax.ScalarAffine(shift=params[..., 0], log_scale=log_scale)
 
     return distrax.MaskedCoupling(mask=mask, conditioner=checked_conditioner, bijector=inner)
+
+
+def affine_split_coupling(
+    split_index: int,
+    conditioner: Callable[[jax.Array], jax.Array],
+    *,
+    event_ndims: int = 3,
+    scale_fn: str = "sigmoid",
+    scale_bound: float = 2.0,
+    swap: bool = False,
+) -> distrax.SplitCoupling:
+    """Affine coupling on a split of the last axis, as a `distrax.SplitCoupling` (Glow style).
+
+    The first `split_index` entries of the last axis are kept and fed to the
+    conditioner, which returns shift and raw log-scale for the rest, shape
+    `rest.shape + (2,)`. Cheaper than a masked coupling: the conditioner sees
+    only the kept half. `swap=True` keeps the second part instead.
+    """
+    if scale_fn not in SCALE_FNS:
+        raise ValueError(f"`scale_fn` must be one of {SCALE_FNS}; got {scale_fn!r}.")
+
+    def inner(params):
+        log_scale = bounded_log_scale(params[..., 1], scale_fn, scale_bound)
+        return distrax.Block(distrax.ScalarAffine(shift=params[..., 0], log_scale=log_scale),
+                             event_ndims)
+
+    def checked_conditioner(kept):
+        params = conditioner(kept)
+        if params.ndim < 1 or params.shape[-1] != 2 or params.shape[:-1][:-1] != kept.shape[:-1]:
+            raise ValueError(
+                f"the `conditioner` must return shift and log-scale of shape rest.shape + (2,) for "
+                f"kept input of shape {kept.shape}; got {params.shape}."
+            )
+        return params
+
+    return distrax.SplitCoupling(split_index, event_ndims, checked_conditioner, inner, swap=swap)

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import distrax
-import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
@@ -25,6 +24,7 @@ from dgmjax import _validation as v
 from dgmjax.bijectors import (
     FactorOut,
     Logit,
+    Permute,
     ScanChain,
     Squeeze,
     affine_coupling,
@@ -32,44 +32,27 @@ from dgmjax.bijectors import (
     channel_mask,
     checkerboard_mask,
 )
+from dgmjax.models.base import FlowModule
 from dgmjax.nn.conditioners import MLP, ConvResNet, init_stacked
 
-__all__ = ["RealNVP", "ImageRealNVP"]
+__all__ = ["RealNVP", "ImageRealNVP", "layer_permutations"]
+
+PERMUTATIONS = ("none", "reversed", "random")
 
 
-class _FlowModule(nn.Module):
-    """Shared methods of dgmjax's Flax flow models."""
-
-    def bijector(self) -> distrax.Bijector:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def base_distribution(self) -> distrax.Distribution:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def event_shape(self) -> tuple[int, ...]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def distribution(self) -> distrax.Transformed:
-        """The model as a distrax distribution (call inside `apply`, or on `bind(...)`)."""
-        return distrax.Transformed(self.base_distribution(), self.bijector())
-
-    def __call__(self, x):
-        """log p(x) in nats, shape `x.shape[:-event_rank]`."""
-        v.check_float(x, "x")
-        v.check_event_shape(x, self.event_shape(), "x")
-        return self.distribution().log_prob(x)
-
-    def sample(self, key, num_samples: int):
-        """`num_samples` draws from the model, shape `(num_samples,) + event_shape`."""
-        num_samples = v.check_positive_int(num_samples, "num_samples")
-        return self.distribution().sample(seed=key, sample_shape=(num_samples,))
-
-    def sample_and_log_prob(self, key, num_samples: int):
-        num_samples = v.check_positive_int(num_samples, "num_samples")
-        return self.distribution().sample_and_log_prob(seed=key, sample_shape=(num_samples,))
+def layer_permutations(kind: str, size: int, num_layers: int, seed: int = 0):
+    """Per-layer permutations (num_layers, size) of a vector flow, or None for "none"."""
+    if kind not in PERMUTATIONS:
+        raise ValueError(f"`permutation` must be one of {PERMUTATIONS}; got {kind!r}.")
+    if kind == "none":
+        return None
+    if kind == "reversed":
+        return np.tile(np.arange(size)[::-1], (num_layers, 1))
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(size) for _ in range(num_layers)])
 
 
-class RealNVP(_FlowModule):
+class RealNVP(FlowModule):
     """RealNVP on vectors of size `event_size`: affine couplings with alternating masks.
 
     Attributes:
@@ -78,6 +61,8 @@ class RealNVP(_FlowModule):
       hidden_sizes: widths of each layer's MLP conditioner.
       activation: MLP activation.
       scale_fn: bound on the coupling scale, "tanh" or "sigmoid".
+      permutation: "none", or a fixed permutation of the entries in every
+        layer ("reversed" or "random"), on top of the alternating masks.
       remat: recompute activations in the backward pass to save memory.
     """
 
@@ -86,6 +71,7 @@ class RealNVP(_FlowModule):
     hidden_sizes: Sequence[int] = (256, 256)
     activation: str = "relu"
     scale_fn: str = "tanh"
+    permutation: str = "none"
     remat: bool = False
 
     def _net(self) -> MLP:
@@ -106,19 +92,23 @@ class RealNVP(_FlowModule):
     def base_distribution(self):
         return distrax.MultivariateNormalDiag(jnp.zeros(self.event_size))
 
-    def bijector(self):
+    def bijector(self, context=None):
         net = self._net()
         masks = np.stack([alternating_mask(self.event_size, i % 2) for i in range(self.num_layers)])
+        perms = layer_permutations(self.permutation, self.event_size, self.num_layers)
 
         def layer(p):
             cond = lambda xm: net.apply({"params": p["net"]}, xm)
-            return affine_coupling(p["mask"], cond, scale_fn=self.scale_fn)
+            coupling = affine_coupling(p["mask"], cond, scale_fn=self.scale_fn)
+            return coupling if perms is None else distrax.Chain([Permute(p["perm"]), coupling])
 
-        return ScanChain(layer, {"net": self.conditioners, "mask": jnp.asarray(masks)},
-                         event_ndims=1, remat=self.remat)
+        params = {"net": self.conditioners, "mask": jnp.asarray(masks)}
+        if perms is not None:
+            params["perm"] = jnp.asarray(perms)
+        return ScanChain(layer, params, event_ndims=1, remat=self.remat)
 
 
-class ImageRealNVP(_FlowModule):
+class ImageRealNVP(FlowModule):
     """Multi-scale RealNVP for NHWC images with values in [0, 1).
 
     Data -> noise, at scale s with shape (h, w, c): `num_checkerboard` affine
@@ -221,7 +211,7 @@ class ImageRealNVP(_FlowModule):
         # Listed data side first: forward (noise -> data) runs right to left.
         return distrax.Chain([checkerboard, distrax.Inverse(Squeeze()), channelwise, deeper, Squeeze()])
 
-    def bijector(self):
+    def bijector(self, context=None):
         flow = self._scale(0, self._shapes())
         if self.logit_alpha is None:
             return flow

@@ -1,7 +1,20 @@
-"""Flax linen modules: conditioner networks and a scan-friendly convolution."""
+"""Flax linen modules: conditioner networks (MLP, ConvResNet, MADE) and a scan-friendly Conv."""
 
 from dgmjax.nn.conditioners import MLP, ConvResNet, ResidualBlock, get_activation, init_stacked
 from dgmjax.nn.conv import Conv, conv2d_same
+from dgmjax.nn.made import MADE, MaskedDense, made_degrees, made_masks, made_order
 
-__all__ = ["MLP", "Conv", "ConvResNet", "ResidualBlock", "conv2d_same", "get_activation",
-           "init_stacked"]
+__all__ = [
+    "MADE",
+    "MLP",
+    "Conv",
+    "ConvResNet",
+    "MaskedDense",
+    "ResidualBlock",
+    "conv2d_same",
+    "get_activation",
+    "init_stacked",
+    "made_degrees",
+    "made_masks",
+    "made_order",
+]

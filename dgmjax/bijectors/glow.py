@@ -1,0 +1,119 @@
+"""Glow's flow-step bijectors (Kingma & Dhariwal 2018): ActNorm and the invertible 1x1 convolution.
+
+Both act on NHWC events (event_ndims 3) and mix nothing across pixels, so
+log|det| is H*W times a per-pixel term. `forward` goes noise -> data, as
+everywhere in dgmjax; a Glow step (data -> noise: actnorm, 1x1 conv,
+coupling) is `distrax.Chain([ActNorm, Invertible1x1Conv, coupling])`.
+"""
+
+from __future__ import annotations
+
+import distrax
+import jax
+import jax.numpy as jnp
+
+
+def _check_image(x, name, channels):
+    if x.ndim < 3 or x.shape[-1] != channels:
+        raise ValueError(f"`{name}` must have shape (..., H, W, {channels}); got {x.shape}.")
+
+
+class ActNorm(distrax.Bijector):
+    """Per-channel affine map: forward `x = z * exp(log_scale) + loc`, inverse normalizes.
+
+    `loc` and `log_scale` have shape (C,), the last axis; the event has
+    `event_ndims` axes (3 for NHWC images, 1 for vectors, where C = D and this
+    is the invertible stand-in for MAF's batch norm). With `actnorm_init` on a
+    batch of data, the inverse maps that batch to zero mean and unit variance
+    per channel (Glow's data-dependent init).
+    """
+
+    def __init__(self, loc, log_scale, event_ndims: int = 3):
+        loc, log_scale = jnp.asarray(loc), jnp.asarray(log_scale)
+        if loc.ndim != 1 or loc.shape != log_scale.shape:
+            raise ValueError(f"`loc` and `log_scale` must be vectors of one length (C,); got "
+                             f"{loc.shape} and {log_scale.shape}.")
+        if event_ndims < 1:
+            raise ValueError(f"`event_ndims` must be >= 1; got {event_ndims}.")
+        self._loc, self._log_scale = loc, log_scale
+        super().__init__(event_ndims_in=event_ndims, is_constant_jacobian=True)
+
+    def _check(self, x, name):
+        k = self.event_ndims_in
+        if x.ndim < k or x.shape[-1] != self._loc.shape[0]:
+            raise ValueError(f"`{name}` must have {k} event axes, the last of size "
+                             f"{self._loc.shape[0]}; got shape {x.shape}.")
+
+    def _log_det(self, x):
+        k = self.event_ndims_in
+        positions = 1
+        for n in x.shape[x.ndim - k: -1]:
+            positions *= n
+        return jnp.full(x.shape[: x.ndim - k], positions * jnp.sum(self._log_scale), x.dtype)
+
+    def forward_and_log_det(self, z):
+        self._check(z, "z")
+        return z * jnp.exp(self._log_scale) + self._loc, self._log_det(z)
+
+    def inverse_and_log_det(self, x):
+        self._check(x, "x")
+        return (x - self._loc) * jnp.exp(-self._log_scale), -self._log_det(x)
+
+
+def actnorm_init(x, eps: float = 1e-6):
+    """Data-dependent ActNorm parameters: per-channel mean and log std over all but the last axis."""
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axes)
+    std = jnp.sqrt(jnp.mean(jnp.square(x - mean), axes))
+    return mean, jnp.log(std + eps)
+
+
+class Invertible1x1Conv(distrax.Bijector):
+    """Invertible 1x1 convolution in LU form: per pixel, forward `x = W z`, W = P L U.
+
+    P is a fixed permutation (`permutation`, x = y[..., permutation] after
+    y = L U z), L is unit lower triangular (the strict lower part of `lower`),
+    and U is upper triangular with diagonal `sign * exp(log_diag)` (the
+    strict upper part of `upper`). log|det| = H W sum(log_diag), exactly; the
+    inverse uses W^-1 = U^-1 L^-1 P^T from two triangular solves on the CxC
+    matrices, not one solve per pixel. Initializing with lower = upper = 0,
+    log_diag = 0 and a random permutation starts from an orthogonal W = P,
+    as Glow's random-rotation init does.
+    """
+
+    def __init__(self, permutation, lower, upper, log_diag, sign=None):
+        lower, upper, log_diag = jnp.asarray(lower), jnp.asarray(upper), jnp.asarray(log_diag)
+        c = log_diag.shape[-1] if log_diag.ndim == 1 else None
+        if c is None or lower.shape != (c, c) or upper.shape != (c, c) or jnp.shape(permutation) != (c,):
+            raise ValueError(
+                "Invertible1x1Conv needs `permutation` (C,), `lower` (C, C), `upper` (C, C) and "
+                f"`log_diag` (C,); got {jnp.shape(permutation)}, {lower.shape}, {upper.shape}, "
+                f"{log_diag.shape}.")
+        sign = jnp.ones_like(log_diag) if sign is None else jnp.asarray(sign)
+        self._perm = jnp.asarray(permutation)
+        self._l = jnp.tril(lower, -1) + jnp.eye(c, dtype=lower.dtype)
+        self._u = jnp.triu(upper, 1) + jnp.diag(sign * jnp.exp(log_diag))
+        self._log_diag = log_diag
+        self._c = c
+        super().__init__(event_ndims_in=3, is_constant_jacobian=True)
+
+    def matrix(self):
+        """W = P L U (rows permuted by `permutation`)."""
+        return (self._l @ self._u)[self._perm]
+
+    def inverse_matrix(self):
+        eye = jnp.eye(self._c, dtype=self._u.dtype)
+        l_inv = jax.scipy.linalg.solve_triangular(self._l, eye, lower=True, unit_diagonal=True)
+        u_inv = jax.scipy.linalg.solve_triangular(self._u, eye, lower=False)
+        return (u_inv @ l_inv)[:, self._perm]  # (P A)^-1 = A^-1 P^T, and M P^T = M[:, perm]
+
+    def _log_det(self, x):
+        return jnp.full(x.shape[:-3], x.shape[-3] * x.shape[-2] * jnp.sum(self._log_diag), x.dtype)
+
+    def forward_and_log_det(self, z):
+        _check_image(z, "z", self._c)
+        return z @ self.matrix().T, self._log_det(z)
+
+    def inverse_and_log_det(self, x):
+        _check_image(x, "x", self._c)
+        return x @ self.inverse_matrix().T, -self._log_det(x)

@@ -1,0 +1,175 @@
+"""A Glow-style multi-scale image flow (Kingma & Dhariwal 2018) as a Flax module.
+
+Data -> noise, at each scale: squeeze (space to depth), `num_steps` flow
+steps, then (except at the last scale) factor-out: half the channels go to the
+latent, the other half on to the next scale. A flow step is ActNorm
+(data-dependent init) -> invertible 1x1 convolution (LU form) -> affine
+coupling on a channel split (sigmoid-bounded scale, zero-initialized
+conditioner). The latent has the data's shape and a standard normal base;
+each scale's steps are one `ScanChain`, so compile time does not grow with
+`num_steps`.
+
+Data-dependent init: `model.init(key, x)` with a batch of data sets every
+ActNorm so its inverse maps the batch to zero mean, unit variance per
+channel (one `lax.scan` per scale).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import distrax
+import jax.numpy as jnp
+import numpy as np
+
+from dgmjax import _validation as v
+from dgmjax.bijectors import (
+    ActNorm,
+    FactorOut,
+    Invertible1x1Conv,
+    Logit,
+    ScanChain,
+    Squeeze,
+    affine_split_coupling,
+)
+from dgmjax.models.base import FlowModule, actnorm_stack_init
+from dgmjax.nn.conditioners import ConvResNet, init_stacked
+
+__all__ = ["Glow"]
+
+
+class Glow(FlowModule):
+    """Multi-scale Glow flow for NHWC images with values in [0, 1).
+
+    Attributes:
+      image_shape: (H, W, C); H and W divisible by 2**num_scales.
+      num_scales: number of squeeze levels.
+      num_steps: flow steps per scale.
+      features, num_blocks, activation: the coupling conditioners (ConvResNet).
+      scale_fn: coupling scale bound ("sigmoid" as in Glow, or "tanh").
+      logit_alpha: None (data used as is; ActNorm centres it) or a Logit
+        preprocessing on the data side, whose log-det counts in log_prob.
+      remat: recompute activations in the backward pass to save memory.
+    """
+
+    image_shape: Sequence[int]
+    num_scales: int = 2
+    num_steps: int = 8
+    features: int = 128
+    num_blocks: int = 1
+    activation: str = "relu"
+    scale_fn: str = "sigmoid"
+    logit_alpha: float | None = None
+    remat: bool = False
+
+    def _shapes(self):
+        """The squeezed (h, w, c) each scale's steps act on."""
+        if len(self.image_shape) != 3:
+            raise ValueError(f"`image_shape` must be (H, W, C); got {tuple(self.image_shape)}.")
+        v.check_positive_int(self.num_scales, "num_scales")
+        v.check_positive_int(self.num_steps, "num_steps")
+        h, w, c = self.image_shape
+        div = 2**self.num_scales
+        if h % div or w % div:
+            raise ValueError(f"`image_shape` {tuple(self.image_shape)} must have H and W divisible "
+                             f"by 2**num_scales = {div} for num_scales={self.num_scales}.")
+        shapes = []
+        for _ in range(self.num_scales):
+            h, w, c = h // 2, w // 2, 4 * c
+            shapes.append((h, w, c))
+            c //= 2
+        return shapes
+
+    def _net(self, c: int) -> ConvResNet:
+        return ConvResNet(self.features, self.num_blocks, 2 * (c - c // 2), self.activation,
+                          parent=None)
+
+    def setup(self):
+        k = self.num_steps
+        for s, (h, w, c) in enumerate(self._shapes()):
+            self.param(f"coupling_{s}", lambda rng, h=h, w=w, c=c: init_stacked(
+                self._net(c), rng, k, jnp.zeros((1, h, w, c // 2))))
+            self.param(f"invconv_{s}", lambda rng, c=c: {
+                "lower": jnp.zeros((k, c, c)), "upper": jnp.zeros((k, c, c)),
+                "log_diag": jnp.zeros((k, c))})
+            self.param(f"actnorm_{s}", lambda rng, c=c: {
+                "loc": jnp.zeros((k, c)), "log_scale": jnp.zeros((k, c))})
+
+    def event_shape(self):
+        return tuple(self.image_shape)
+
+    def base_distribution(self):
+        return distrax.Independent(distrax.Normal(jnp.zeros(self.event_shape()), 1.0), 3)
+
+    def _permutations(self, s: int, c: int) -> np.ndarray:
+        """Fixed channel permutations P of the 1x1 convs at scale s (W = P at init: orthogonal)."""
+        rng = np.random.default_rng(1000 + s)
+        return np.stack([rng.permutation(c) for _ in range(self.num_steps)])
+
+    def _step_params(self, s: int, c: int, with_actnorm: bool = True):
+        p = {"net": self.get_variable("params", f"coupling_{s}"),
+             "conv": self.get_variable("params", f"invconv_{s}"),
+             "perm": jnp.asarray(self._permutations(s, c))}
+        if with_actnorm:
+            p["actnorm"] = self.get_variable("params", f"actnorm_{s}")
+        return p
+
+    def _conv_and_coupling(self, p, c: int) -> distrax.Bijector:
+        """Chain([1x1 conv, coupling]): data -> noise runs the conv's inverse, then the coupling's."""
+        net = self._net(c)
+
+        def cond(kept):
+            out = net.apply({"params": p["net"]}, kept)
+            return out.reshape(out.shape[:-1] + (c - c // 2, 2))
+
+        coupling = affine_split_coupling(c // 2, cond, scale_fn=self.scale_fn)
+        conv = Invertible1x1Conv(p["perm"], p["conv"]["lower"], p["conv"]["upper"],
+                                 p["conv"]["log_diag"])
+        return distrax.Chain([conv, coupling])
+
+    def _steps(self, s: int) -> ScanChain:
+        c = self._shapes()[s][2]
+
+        def step(p):
+            an = ActNorm(p["actnorm"]["loc"], p["actnorm"]["log_scale"])
+            return distrax.Chain([an, self._conv_and_coupling(p, c)])
+
+        return ScanChain(step, self._step_params(s, c), event_ndims=3, remat=self.remat)
+
+    def _scale(self, s: int) -> distrax.Bijector:
+        # Listed data side first: data -> noise squeezes, runs the steps, factors out, unsqueezes.
+        layers = [distrax.Inverse(Squeeze()), self._steps(s)]
+        if s < self.num_scales - 1:
+            c = self._shapes()[s][2]
+            layers.append(FactorOut(self._scale(s + 1), num_kept=c // 2))
+        layers.append(Squeeze())
+        return distrax.Chain(layers)
+
+    def _preprocess(self):
+        if self.logit_alpha is None:
+            return None
+        return distrax.Block(distrax.Inverse(Logit(self.logit_alpha)), 3)
+
+    def bijector(self, context=None):
+        flow = self._scale(0)
+        pre = self._preprocess()
+        return flow if pre is None else distrax.Chain([pre, flow])
+
+    def _data_dependent_init(self, x):
+        h = x.reshape((-1,) + tuple(self.image_shape))
+        pre = self._preprocess()
+        if pre is not None:
+            h = pre.inverse(h)
+        for s, (_, _, c) in enumerate(self._shapes()):
+            h = Squeeze().forward(h)
+            stats, h = actnorm_stack_init(h, lambda p, c=c: self._conv_and_coupling(p, c),
+                                          self._step_params(s, c, with_actnorm=False), 3)
+            self.put_variable("params", f"actnorm_{s}", stats)
+            h = h[..., : c // 2]
+
+    def __call__(self, x, context=None):
+        if self.is_initializing():
+            v.check_float(x, "x")
+            v.check_event_shape(x, self.event_shape(), "x")
+            self._data_dependent_init(x)
+        return super().__call__(x, context)

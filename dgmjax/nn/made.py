@@ -1,0 +1,143 @@
+"""MADE: masked autoencoder for distribution estimation (Germain et al. 2015), Flax linen.
+
+Output d (in the chosen input order) depends only on inputs that come before
+it in that order, so `MADE` is the one-pass conditioner of an autoregressive
+flow: `made(x)[..., d, :]` are the parameters of x_d given x_<d.
+
+Degrees: input d has degree m(d) = its 1-based position in the order. Hidden
+layer l gets degrees spread evenly over [min degree of layer l-1, D-1], both
+ends included, so every hidden unit has at least one input (a unit of degree k
+connects to the previous-layer units of degree <= k, and the smallest is
+there) and at least one output (every layer holds degree D-1 >= k, and the
+outputs have degrees up to D > k): no unit is dead. Output d connects to last-hidden units of degree
+< m(d).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from dgmjax.nn.conditioners import get_activation
+
+ORDERS = ("natural", "reversed", "random")
+
+
+def made_order(order: str | Sequence[int], event_size: int, seed: int = 0) -> np.ndarray:
+    """The input order as a permutation of range(event_size): order[i] is the i-th variable."""
+    if isinstance(order, str):
+        if order == "natural":
+            return np.arange(event_size)
+        if order == "reversed":
+            return np.arange(event_size)[::-1].copy()
+        if order == "random":
+            return np.random.default_rng(seed).permutation(event_size)
+        raise ValueError(f"`order` must be one of {ORDERS} or a permutation; got {order!r}.")
+    perm = np.asarray(order)
+    if perm.shape != (event_size,) or not np.array_equal(np.sort(perm), np.arange(event_size)):
+        raise ValueError(
+            f"`order` must be a permutation of range({event_size}); got {np.asarray(order).tolist()}."
+        )
+    return perm.astype(np.int64)
+
+
+def made_degrees(event_size: int, hidden_sizes: Sequence[int], order) -> list[np.ndarray]:
+    """Degrees of the input layer (per variable) and of every hidden layer."""
+    perm = np.asarray(order)
+    input_degrees = np.empty(event_size, np.int64)
+    input_degrees[perm] = np.arange(1, event_size + 1)
+    degrees = [input_degrees]
+    low = 1
+    top = max(event_size - 1, 1)
+    for width in hidden_sizes:
+        if width == 1:
+            layer = np.array([top])
+        else:
+            layer = low + np.round(np.linspace(0, top - low, width)).astype(np.int64)
+        degrees.append(layer)
+        low = int(layer.min())
+    return degrees
+
+
+def made_masks(event_size: int, hidden_sizes: Sequence[int], order, num_params: int = 1):
+    """Binary masks (in, out) of every layer; the output mask repeats per parameter."""
+    degrees = made_degrees(event_size, hidden_sizes, order)
+    masks = [(degrees[i][:, None] <= degrees[i + 1][None, :]) for i in range(len(hidden_sizes))]
+    out = degrees[-1][:, None] < degrees[0][None, :]  # (H_last or D, D)
+    masks.append(np.repeat(out, num_params, axis=1))  # output unit (d, p) at column d*P + p
+    return [m.astype(np.float32) for m in masks]
+
+
+class MaskedDense(nn.Module):
+    """Dense layer whose kernel is multiplied by a fixed binary mask (in, out)."""
+
+    features: int
+    mask: np.ndarray
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+        bias = self.param("bias", self.bias_init, (self.features,))
+        return x @ (kernel * jnp.asarray(self.mask, kernel.dtype)) + bias
+
+
+class MADE(nn.Module):
+    """Masked MLP on vectors of size `event_size`, output (..., event_size, num_params).
+
+    Attributes:
+      event_size: D.
+      hidden_sizes: widths of the masked hidden layers (at least one).
+      num_params: outputs per dimension (2 for shift and log-scale).
+      order: "natural", "reversed", "random" (with `order_seed`) or an explicit
+        permutation: order[i] is the variable at position i.
+      context_size: > 0 for a conditional MADE: `__call__(x, context)` adds an
+        unmasked projection of the context to the first hidden layer.
+      activation: hidden activation.
+      zero_init_output: zero the output layer, so a flow built on it starts as
+        the identity.
+    """
+
+    event_size: int
+    hidden_sizes: Sequence[int]
+    num_params: int = 2
+    order: str | Sequence[int] = "natural"
+    order_seed: int = 0
+    context_size: int = 0
+    activation: str = "relu"
+    zero_init_output: bool = True
+
+    def input_order(self) -> np.ndarray:
+        return made_order(self.order, self.event_size, self.order_seed)
+
+    @nn.compact
+    def __call__(self, x, context=None):
+        d = self.event_size
+        if not self.hidden_sizes:
+            raise ValueError("`hidden_sizes` must hold at least one layer width.")
+        if x.shape[-1] != d:
+            raise ValueError(f"`x` must have last axis of size event_size={d}; got shape {x.shape}.")
+        if self.context_size == 0 and context is not None:
+            raise ValueError("`context` was given to an unconditional MADE (context_size=0).")
+        if self.context_size > 0:
+            if context is None:
+                raise ValueError(f"this MADE is conditional (context_size={self.context_size}); "
+                                 "pass `context`.")
+            if context.shape[-1] != self.context_size:
+                raise ValueError(f"`context` must have last axis {self.context_size}; got shape "
+                                 f"{context.shape}.")
+        masks = made_masks(d, self.hidden_sizes, self.input_order(), self.num_params)
+        act = get_activation(self.activation)
+        h = x
+        for i, width in enumerate(self.hidden_sizes):
+            h = MaskedDense(width, masks[i], name=f"masked_{i}")(h)
+            if i == 0 and self.context_size > 0:
+                h = h + nn.Dense(width, use_bias=False, name="context")(context)
+            h = act(h)
+        init = nn.initializers.zeros if self.zero_init_output else nn.initializers.lecun_normal()
+        out = MaskedDense(d * self.num_params, masks[-1], kernel_init=init, name="output")(h)
+        return out.reshape(out.shape[:-1] + (d, self.num_params))
