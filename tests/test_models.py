@@ -36,13 +36,19 @@ def init(model, key, x):
     return jax.jit(model.init)(key, x)
 
 
-@pytest.mark.parametrize("scale_fn", ["tanh", "sigmoid"])
-def test_realnvp_identity_at_init_and_log_prob(scale_fn):
-    model = RealNVP(event_size=5, num_layers=4, hidden_sizes=(16,), scale_fn=scale_fn)
+@pytest.mark.parametrize("scale_fn, coupling, permutation", [
+    ("tanh", "masked", None), ("sigmoid", "masked", "random"), ("tanh", "split", None),
+    ("sigmoid", "split", "random")])
+def test_realnvp_identity_at_init_and_log_prob(scale_fn, coupling, permutation):
+    model = RealNVP(event_size=5, num_layers=4, hidden_sizes=(16,), scale_fn=scale_fn,
+                    coupling=coupling, permutation=permutation)
     x = jax.random.normal(jax.random.PRNGKey(0), (6, 5))
     params = init(model, jax.random.PRNGKey(1), x)
     bij = model.bind(params).bijector()
-    np.testing.assert_allclose(bij.forward(x), x, atol=1e-6)
+    if model._permutation() == "none":  # identity at init; with permutations, a permutation
+        np.testing.assert_allclose(bij.forward(x), x, atol=1e-6)
+    else:
+        np.testing.assert_allclose(np.sort(bij.forward(x), -1), np.sort(x, -1), atol=1e-6)
     np.testing.assert_allclose(model.apply(params, x), jax.scipy.stats.norm.logpdf(x).sum(-1),
                                rtol=1e-6)
     params = perturb(params, jax.random.PRNGKey(2))
@@ -126,5 +132,10 @@ def test_model_bad_inputs(image_params):
                                                                jnp.zeros((1, 6, 6, 1)))
     with pytest.raises(ValueError, match="event_size"):
         RealNVP(event_size=1).init(jax.random.PRNGKey(0), jnp.zeros((1, 1)))
+    with pytest.raises(ValueError, match="split couplings need"):
+        RealNVP(event_size=4, coupling="split", permutation="none").init(
+            jax.random.PRNGKey(0), jnp.zeros((1, 4)))
+    with pytest.raises(ValueError, match="coupling"):
+        RealNVP(event_size=4, coupling="diagonal").init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
     with pytest.raises(ValueError, match="num_samples"):
         model.apply(params, jax.random.PRNGKey(0), 0, method=model.sample)

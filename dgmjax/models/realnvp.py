@@ -28,6 +28,7 @@ from dgmjax.bijectors import (
     ScanChain,
     Squeeze,
     affine_coupling,
+    affine_split_coupling,
     alternating_mask,
     channel_mask,
     checkerboard_mask,
@@ -53,16 +54,22 @@ def layer_permutations(kind: str, size: int, num_layers: int, seed: int = 0):
 
 
 class RealNVP(FlowModule):
-    """RealNVP on vectors of size `event_size`: affine couplings with alternating masks.
+    """RealNVP on vectors of size `event_size`: a stack of affine coupling layers.
 
     Attributes:
       event_size: D, the data dimension (>= 2).
-      num_layers: number of coupling layers (masks alternate even/odd entries).
+      num_layers: number of coupling layers.
       hidden_sizes: widths of each layer's MLP conditioner.
       activation: MLP activation.
       scale_fn: bound on the coupling scale, "tanh" or "sigmoid".
-      permutation: "none", or a fixed permutation of the entries in every
-        layer ("reversed" or "random"), on top of the alternating masks.
+      coupling: "masked" (`distrax.MaskedCoupling` with masks alternating
+        even/odd entries; the conditioner sees all D inputs, zeros where
+        masked) or "split" (`distrax.SplitCoupling`: the first D//2 entries
+        condition the rest; half the conditioner input and output).
+      permutation: a fixed permutation of the entries in every layer:
+        "none", "reversed" or "random". Default: "none" for masked couplings,
+        "reversed" for split ones (which need one, or the same half would be
+        transformed in every layer).
       remat: recompute activations in the backward pass to save memory.
     """
 
@@ -71,17 +78,33 @@ class RealNVP(FlowModule):
     hidden_sizes: Sequence[int] = (256, 256)
     activation: str = "relu"
     scale_fn: str = "tanh"
-    permutation: str = "none"
+    coupling: str = "masked"
+    permutation: str | None = None
     remat: bool = False
 
+    def _split_index(self) -> int:
+        return self.event_size // 2
+
     def _net(self) -> MLP:
-        return MLP(tuple(self.hidden_sizes), (self.event_size, 2), self.activation, parent=None)
+        out = self.event_size if self.coupling == "masked" else self.event_size - self._split_index()
+        return MLP(tuple(self.hidden_sizes), (out, 2), self.activation, parent=None)
+
+    def _permutation(self) -> str:
+        if self.permutation is not None:
+            return self.permutation
+        return "none" if self.coupling == "masked" else "reversed"
 
     def setup(self):
         v.check_positive_int(self.num_layers, "num_layers")
         if self.event_size < 2:
             raise ValueError(f"`event_size` must be >= 2 for coupling; got {self.event_size}.")
-        dummy = jnp.zeros((1, self.event_size))
+        if self.coupling not in ("masked", "split"):
+            raise ValueError(f"`coupling` must be 'masked' or 'split'; got {self.coupling!r}.")
+        if self.coupling == "split" and self._permutation() == "none":
+            raise ValueError("split couplings need `permutation` 'reversed' or 'random'; with 'none' "
+                             "the same half would be transformed in every layer.")
+        width = self.event_size if self.coupling == "masked" else self._split_index()
+        dummy = jnp.zeros((1, width))
         self.conditioners = self.param(
             "conditioners", lambda rng: init_stacked(self._net(), rng, self.num_layers, dummy)
         )
@@ -94,17 +117,23 @@ class RealNVP(FlowModule):
 
     def bijector(self, context=None):
         net = self._net()
-        masks = np.stack([alternating_mask(self.event_size, i % 2) for i in range(self.num_layers)])
-        perms = layer_permutations(self.permutation, self.event_size, self.num_layers)
-
-        def layer(p):
-            cond = lambda xm: net.apply({"params": p["net"]}, xm)
-            coupling = affine_coupling(p["mask"], cond, scale_fn=self.scale_fn)
-            return coupling if perms is None else distrax.Chain([Permute(p["perm"]), coupling])
-
-        params = {"net": self.conditioners, "mask": jnp.asarray(masks)}
+        perms = layer_permutations(self._permutation(), self.event_size, self.num_layers)
+        params = {"net": self.conditioners}
+        if self.coupling == "masked":
+            params["mask"] = jnp.asarray(
+                np.stack([alternating_mask(self.event_size, i % 2) for i in range(self.num_layers)]))
         if perms is not None:
             params["perm"] = jnp.asarray(perms)
+
+        def layer(p):
+            cond = lambda h: net.apply({"params": p["net"]}, h)
+            if self.coupling == "masked":
+                coupling = affine_coupling(p["mask"], cond, scale_fn=self.scale_fn)
+            else:
+                coupling = affine_split_coupling(self._split_index(), cond, event_ndims=1,
+                                                 scale_fn=self.scale_fn)
+            return coupling if perms is None else distrax.Chain([Permute(p["perm"]), coupling])
+
         return ScanChain(layer, params, event_ndims=1, remat=self.remat)
 
 
