@@ -100,8 +100,11 @@ def _check_name_split(name: str, split: str) -> ImageSpec:
     if name not in IMAGE_DATASETS:
         raise ValueError(f"unknown dataset `name` {name!r}; expected one of {sorted(IMAGE_DATASETS)}.")
     spec = IMAGE_DATASETS[name]
-    if split not in spec.splits:
-        raise ValueError(f"`split` for {name!r} must be one of {spec.splits}; got {split!r}.")
+    base, _, rest = split.partition("[")
+    sliced = bool(rest)
+    if base not in spec.splits or (sliced and (not rest.endswith("]") or spec.tfds_name is None)):
+        hint = " (tfds slices such as 'train[:50000]' work for the tfds datasets)"
+        raise ValueError(f"`split` for {name!r} must be one of {spec.splits}{hint}; got {split!r}.")
     return spec
 
 

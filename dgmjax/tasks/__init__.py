@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from dgmjax.data import IMAGE_DATASETS, TOY_DENSITIES, load_images
-from dgmjax.models import ImageRealNVP, RealNVP
+from dgmjax.models import IAF, MAF, Glow, ImageRealNVP, RealNVP
 from dgmjax.tasks.base import Task
-from dgmjax.tasks.flows import continuous_to_levels, density_2d_task, image_flow_task
+from dgmjax.tasks.flows import (
+    continuous_to_levels,
+    density_2d_task,
+    image_flow_task,
+    logit_space_flow_task,
+)
 
 __all__ = ["MODELS", "Task", "build_task", "continuous_to_levels", "density_2d_task",
-           "image_flow_task", "make_model"]
+           "image_flow_task", "logit_space_flow_task", "make_model"]
 
-# name -> (module class, data kind it models)
+# name -> (module class, data kind it models). Vector models on an image dataset are
+# fitted to the flattened images in logit space (the MAF paper's setup).
 MODELS: dict[str, tuple[type, str]] = {
     "image_realnvp": (ImageRealNVP, "images"),
+    "glow": (Glow, "images"),
     "realnvp": (RealNVP, "vectors"),
+    "maf": (MAF, "vectors"),
+    "iaf": (IAF, "vectors"),
 }
 
 
@@ -59,12 +69,14 @@ def build_task(config) -> Task:
     if data["name"] not in IMAGE_DATASETS:
         raise ValueError(f"unknown `data.name` {data['name']!r}; expected one of "
                          f"{sorted(IMAGE_DATASETS) + list(TOY_DENSITIES)}.")
-    if kind != "images":
-        raise ValueError(f"`model.name` {name!r} models vectors; images need an image model "
-                         "such as 'image_realnvp'.")
     kw = {"manual_dir": data.get("manual_dir") or None, "data_dir": data.get("data_dir") or None}
-    train = load_images(data["name"], "train", **kw)
+    train = load_images(data["name"], data.get("train_split", "train"), **kw)
     test = load_images(data["name"], data.get("test_split", "test"), **kw)
+    if kind == "vectors":
+        model = make_model(name, model_cfg, event_size=math.prod(train.image_shape))
+        return logit_space_flow_task(model, train, test,
+                                     logit_alpha=float(objective.get("logit_alpha", 1e-6)),
+                                     num_samples=num_samples)
     model = make_model(name, model_cfg, image_shape=train.image_shape)
     return image_flow_task(model, train, test,
                            dequantization=objective.get("dequantization", "uniform"),

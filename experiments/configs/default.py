@@ -15,6 +15,8 @@ def get_config():
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "digits"
+    config.data.train_split = "train"
+    config.data.test_split = "test"  # tfds datasets take slices, e.g. "train[50000:]"
     config.data.manual_dir = ""  # original files for tfds datasets (offline)
     config.data.data_dir = ""  # tfds data_dir ("" = $TFDS_DATA_DIR or ~/tensorflow_datasets)
 
@@ -30,6 +32,7 @@ def get_config():
 
     config.objective = ml_collections.ConfigDict()
     config.objective.dequantization = "uniform"
+    config.objective.logit_alpha = 1e-6  # vector flows on images: the MAF paper's logit space
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 64

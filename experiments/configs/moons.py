@@ -1,6 +1,9 @@
-"""RealNVP on the 2-D moons density, with density and sample plots.
+"""A vector flow on a 2-D toy density, with density and sample plots.
 
-Change the toy with --config.data.name=eight_gaussians|checkerboard|two_spirals.
+    --config=experiments/configs/moons.py            RealNVP on moons
+    --config=experiments/configs/moons.py:maf        MAF (one-pass density, sequential sampling)
+    --config=experiments/configs/moons.py:iaf        IAF (one-pass sampling, sequential density)
+    --config.data.name=eight_gaussians|checkerboard|two_spirals   another toy
 """
 
 from pathlib import Path
@@ -10,13 +13,13 @@ import ml_collections
 from dgmjax.training.config import load_config
 
 
-def get_config():
+def get_config(model: str = "realnvp"):
     config = load_config(Path(__file__).with_name("default.py"))
     config.data.name = "moons"
     config.data.num_test = 10_000
 
     config.model = ml_collections.ConfigDict()
-    config.model.name = "realnvp"
+    config.model.name = model
     config.model.num_layers = 8
     config.model.hidden_sizes = (128, 128)
     config.model.activation = "relu"
