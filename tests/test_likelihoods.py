@@ -165,7 +165,7 @@ def test_categorical_and_bernoulli():
         lg64 = np.asarray(lg, np.float64)
         ref = -np.logaddexp(0.0, -lg64) if xv else -np.logaddexp(0.0, lg64)  # log sigmoid(+-l)
         np.testing.assert_allclose(bernoulli_log_prob(xb, lg), ref, rtol=1e-5, atol=1e-30)
-    assert np.all(np.isfinite(jax.grad(lambda l: bernoulli_log_prob(jnp.ones(5, int), l).sum())(lg)))
+    assert np.all(np.isfinite(jax.grad(lambda t: bernoulli_log_prob(jnp.ones(5, int), t).sum())(lg)))
 
 
 @pytest.mark.parametrize("call, match", [
@@ -181,8 +181,9 @@ def test_categorical_and_bernoulli():
                                                    jnp.zeros((3, 2))), "broadcast"),
     (lambda: categorical_log_prob(jnp.array([4]), jnp.zeros((1, 4))), r"\[0, 4\)"),
     (lambda: bernoulli_log_prob(jnp.array([2]), jnp.zeros(1)), r"\[0, 2\)"),
-    (lambda: discretized_logistic_rgb_log_prob(jnp.zeros((2, 4), int), jnp.zeros((2, 1)), jnp.zeros((2, 3, 1)),
-                                               jnp.zeros((2, 3, 1)), jnp.zeros((2, 3, 1))), "3 channels"),
+    (lambda: discretized_logistic_rgb_log_prob(jnp.zeros((2, 4), int), jnp.zeros((2, 1)),
+                                               jnp.zeros((2, 3, 1)), jnp.zeros((2, 3, 1)),
+                                               jnp.zeros((2, 3, 1))), "3 channels"),
 ])
 def test_bad_inputs(call, match):
     with pytest.raises(ValueError, match=match):

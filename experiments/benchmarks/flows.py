@@ -275,8 +275,9 @@ def main():
     args = parser.parse_args()
     jax.config.update("jax_enable_compilation_cache", False)
     sections = args.sections.split(",")
-    results = {"machine": f"{platform.processor() or platform.machine()}, "
-                          f"{jax.devices()[0].platform}, {jax.device_count()} device(s), jax {jax.__version__}"}
+    device = jax.devices()[0]
+    results = {"machine": f"{platform.processor() or platform.machine()}, {device.platform} "
+                          f"({device.device_kind}), {jax.device_count()} device(s), jax {jax.__version__}"}
     md = [f"# Flow benchmarks\n\nMachine: {results['machine']}. Command: "
           f"`python experiments/benchmarks/flows.py --sections={args.sections}`\n"]
     if "throughput" in sections:
