@@ -42,6 +42,8 @@ __all__ = [
     "discretized_logistic_rgb_log_prob",
     "discretized_logistic_rgb_sample",
     "integer_logistic_log_prob",
+    "integer_logistic_mixture_log_prob",
+    "integer_logistic_mixture_sample",
     "log1mexp",
     "rgb_coupled_means",
 ]
@@ -237,6 +239,24 @@ def integer_logistic_log_prob(z, means, log_scales, min_log_scale: float = MIN_L
     b = (zf + 0.5 - means) * inv_scale
     true = jnp.ones(jnp.broadcast_shapes(jnp.shape(a), jnp.shape(b)), bool)
     return _log_bin_mass(a, b, true, true)
+
+
+def integer_logistic_mixture_log_prob(z, logit_weights, means, log_scales,
+                                      min_log_scale: float = MIN_LOG_SCALE):
+    """log P(z) of a mixture of K logistics discretized to all integers; parameters (..., K)."""
+    per_component = integer_logistic_log_prob(jnp.asarray(z)[..., None], means, log_scales, min_log_scale)
+    log_weights = jax.nn.log_softmax(logit_weights, axis=-1)
+    return jax.scipy.special.logsumexp(log_weights + per_component, axis=-1)
+
+
+def integer_logistic_mixture_sample(key, logit_weights, means, log_scales,
+                                    min_log_scale: float = MIN_LOG_SCALE):
+    """Exact integer samples (int32) of `integer_logistic_mixture_log_prob`."""
+    k1, k2 = jax.random.split(key)
+    comp = jax.random.categorical(k1, logit_weights, axis=-1)
+    pick = lambda p: jnp.take_along_axis(p, comp[..., None], axis=-1)[..., 0]
+    scale = jnp.exp(jnp.maximum(pick(log_scales), min_log_scale))
+    return jnp.round(pick(means) + scale * _logistic_noise(k2, comp.shape, means.dtype)).astype(jnp.int32)
 
 
 def categorical_log_prob(x, logits):

@@ -25,11 +25,14 @@ def _same_padding(k: int) -> tuple[int, int]:
     return lo, k - 1 - lo
 
 
-def conv2d_same(x: jax.Array, kernel: jax.Array, impl: str = "auto") -> jax.Array:
-    """Stride-1 'SAME' cross-correlation of NHWC `x` with an HWIO `kernel`.
+def conv2d_same(x: jax.Array, kernel: jax.Array, impl: str = "auto", padding=None) -> jax.Array:
+    """Stride-1 cross-correlation of NHWC `x` with an HWIO `kernel`, output H x W.
 
-    `impl`: "xla" (lax.conv_general_dilated), "shifted_matmul", or "auto"
-    (shifted matmuls on CPU, XLA elsewhere).
+    `padding`: None for 'SAME', or ((top, bottom), (left, right)) with
+    top + bottom = kh - 1 and left + right = kw - 1 (causal, shifted
+    convolutions pad only above and to the left). `impl`: "xla"
+    (lax.conv_general_dilated), "shifted_matmul", or "auto" (shifted matmuls
+    on CPU, XLA elsewhere).
     """
     if impl not in IMPLS:
         raise ValueError(f"`impl` must be one of {IMPLS}; got {impl!r}.")
@@ -38,15 +41,20 @@ def conv2d_same(x: jax.Array, kernel: jax.Array, impl: str = "auto") -> jax.Arra
             f"`x` must be NHWC and `kernel` HWIO with matching input channels; got x {x.shape}, "
             f"kernel {kernel.shape}."
         )
+    kh, kw = kernel.shape[:2]
+    if padding is None:
+        padding = (_same_padding(kh), _same_padding(kw))
+    padding = tuple(tuple(int(p) for p in pair) for pair in padding)
+    if sum(padding[0]) != kh - 1 or sum(padding[1]) != kw - 1:
+        raise ValueError(f"`padding` {padding} must add kh - 1 = {kh - 1} rows and kw - 1 = {kw - 1} "
+                         "columns, so the output keeps H x W.")
     if impl == "auto":
         impl = "shifted_matmul" if jax.default_backend() == "cpu" else "xla"
-    kh, kw = kernel.shape[:2]
     if impl == "xla":
-        return jax.lax.conv_general_dilated(
-            x, kernel, (1, 1), (_same_padding(kh), _same_padding(kw)),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding,
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
     h, w = x.shape[1:3]
-    xp = jnp.pad(x, ((0, 0), _same_padding(kh), _same_padding(kw), (0, 0)))
+    xp = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
     out = None
     for i in range(kh):
         for j in range(kw):
@@ -56,10 +64,10 @@ def conv2d_same(x: jax.Array, kernel: jax.Array, impl: str = "auto") -> jax.Arra
 
 
 class Conv(nn.Module):
-    """Stride-1 'SAME' convolution on NHWC inputs (parameters `kernel` HWIO and `bias`).
+    """Stride-1 convolution on NHWC inputs keeping H x W (parameters `kernel` HWIO and `bias`).
 
-    A drop-in for `flax.linen.Conv(features, kernel_size)` with padding 'SAME',
-    fast inside `lax.scan` on CPU (see the module docstring). `kernel_mask`,
+    A drop-in for `flax.linen.Conv(features, kernel_size)` with padding 'SAME'
+    (or explicit `padding`), fast inside `lax.scan` on CPU (see the module docstring). `kernel_mask`,
     if given (shape HWIO or broadcastable to it), multiplies the kernel: masked
     (PixelCNN-style) convolutions use it.
     """
@@ -70,6 +78,7 @@ class Conv(nn.Module):
     kernel_init: Callable = nn.initializers.lecun_normal()
     bias_init: Callable = nn.initializers.zeros
     impl: str = "auto"
+    padding: tuple | None = None  # None: 'SAME'; else ((top, bottom), (left, right))
 
     @nn.compact
     def __call__(self, x, kernel_mask=None):
@@ -78,7 +87,8 @@ class Conv(nn.Module):
         if kernel_mask is not None:
             kernel = kernel * kernel_mask
         batch_shape = x.shape[:-3]
-        y = conv2d_same(x.reshape((-1,) + x.shape[-3:]), kernel.astype(x.dtype), self.impl)
+        y = conv2d_same(x.reshape((-1,) + x.shape[-3:]), kernel.astype(x.dtype), self.impl,
+                        self.padding)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,)).astype(x.dtype)
         return y.reshape(batch_shape + y.shape[-3:])
