@@ -8,23 +8,28 @@ from collections.abc import Mapping
 from typing import Any
 
 from dgmjax.data import IMAGE_DATASETS, TOY_DENSITIES, load_images
-from dgmjax.models import IAF, MAF, Glow, ImageRealNVP, RealNVP
+from dgmjax.dequantization import VariationalDequantizer
+from dgmjax.models import IAF, MAF, Glow, ImageRealNVP, IntegerDiscreteFlow, PixelCNN, RealNVP
 from dgmjax.tasks.base import Task
 from dgmjax.tasks.flows import (
     continuous_to_levels,
     density_2d_task,
+    discrete_image_task,
     image_flow_task,
     logit_space_flow_task,
 )
 
 __all__ = ["MODELS", "Task", "build_task", "continuous_to_levels", "density_2d_task",
-           "image_flow_task", "logit_space_flow_task", "make_model"]
+           "discrete_image_task", "image_flow_task", "logit_space_flow_task", "make_model"]
 
-# name -> (module class, data kind it models). Vector models on an image dataset are
+# name -> (module class, data kind it models). "images": a density on [0,1)^D met through
+# dequantization; "discrete_images": a model of the integers; "vectors": on an image dataset,
 # fitted to the flattened images in logit space (the MAF paper's setup).
 MODELS: dict[str, tuple[type, str]] = {
     "image_realnvp": (ImageRealNVP, "images"),
     "glow": (Glow, "images"),
+    "pixelcnn": (PixelCNN, "discrete_images"),
+    "idf": (IntegerDiscreteFlow, "discrete_images"),
     "realnvp": (RealNVP, "vectors"),
     "maf": (MAF, "vectors"),
     "iaf": (IAF, "vectors"),
@@ -77,7 +82,17 @@ def build_task(config) -> Task:
         return logit_space_flow_task(model, train, test,
                                      logit_alpha=float(objective.get("logit_alpha", 1e-6)),
                                      num_samples=num_samples)
+    if kind == "discrete_images":
+        model = make_model(name, model_cfg, image_shape=train.image_shape, num_levels=train.num_levels)
+        return discrete_image_task(model, train, test, num_samples=num_samples)
     model = make_model(name, model_cfg, image_shape=train.image_shape)
-    return image_flow_task(model, train, test,
-                           dequantization=objective.get("dequantization", "uniform"),
+    dequantization = objective.get("dequantization", "uniform")
+    dequantizer = None
+    if dequantization == "variational":
+        deq_cfg = _as_dict(config.get("dequantizer", {}))
+        dequantizer = VariationalDequantizer(image_shape=train.image_shape,
+                                             num_levels=train.num_levels, **deq_cfg)
+    return image_flow_task(model, train, test, dequantization=dequantization,
+                           dequantizer=dequantizer,
+                           eval_importance_samples=int(objective.get("eval_importance_samples", 0)),
                            num_samples=num_samples)

@@ -33,6 +33,7 @@ def get_config():
     config.objective = ml_collections.ConfigDict()
     config.objective.dequantization = "uniform"
     config.objective.logit_alpha = 1e-6  # vector flows on images: the MAF paper's logit space
+    config.objective.eval_importance_samples = 0  # >1: also report the S-sample IW estimate
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 64
