@@ -24,6 +24,7 @@ from dgmjax.bijectors.coupling import (
 from dgmjax.bijectors.glow import ActNorm, Invertible1x1Conv, actnorm_init
 from dgmjax.bijectors.logit import Logit
 from dgmjax.bijectors.multiscale import FactorOut, Squeeze
+from dgmjax.bijectors.planar import Planar
 from dgmjax.bijectors.scan import ScanChain
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Logit",
     "MaskedAutoregressive",
     "Permute",
+    "Planar",
     "ScanChain",
     "Squeeze",
     "actnorm_init",
