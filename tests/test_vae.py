@@ -162,7 +162,8 @@ def test_vamp_prior_equals_its_mixture_definition():
     model = VAE(data_shape=(6,), num_levels=None, latent_size=2, hidden_sizes=(16,), decoder="gaussian",
                 prior="vamp", prior_components=7)
     x = jax.random.normal(jax.random.PRNGKey(0), (3, 6))
-    params = perturb(jax.jit(model.init)(jax.random.PRNGKey(1), x, jax.random.PRNGKey(2)), jax.random.PRNGKey(3))
+    params = jax.jit(model.init)(jax.random.PRNGKey(1), x, jax.random.PRNGKey(2))
+    params = perturb(params, jax.random.PRNGKey(3))
     z = jax.random.normal(jax.random.PRNGKey(4), (10, 2))
     got = model.apply(params, z, method=model.prior_log_prob)
     u = params["params"]["pseudo_inputs"]
