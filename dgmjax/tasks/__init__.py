@@ -18,9 +18,11 @@ from dgmjax.tasks.flows import (
     image_flow_task,
     logit_space_flow_task,
 )
+from dgmjax.tasks.vae import vae_task
+from dgmjax.vae.model import VAE
 
 __all__ = ["MODELS", "Task", "build_task", "continuous_to_levels", "density_2d_task",
-           "discrete_image_task", "image_flow_task", "logit_space_flow_task", "make_model"]
+           "discrete_image_task", "image_flow_task", "logit_space_flow_task", "make_model", "vae_task"]
 
 # name -> (module class, data kind it models). "images": a density on [0,1)^D met through
 # dequantization; "discrete_images": a model of the integers; "vectors": on an image dataset,
@@ -33,6 +35,7 @@ MODELS: dict[str, tuple[type, str]] = {
     "realnvp": (RealNVP, "vectors"),
     "maf": (MAF, "vectors"),
     "iaf": (IAF, "vectors"),
+    "vae": (VAE, "vae"),
 }
 
 
@@ -64,6 +67,8 @@ def build_task(config) -> Task:
     kind = MODELS[name][1]
     objective = _as_dict(config.get("objective", {}))
     num_samples = int(config.train.get("num_samples", 64))
+    if kind == "vae":
+        return _build_vae_task(config, data, model_cfg, objective, num_samples)
     if data["name"] in TOY_DENSITIES:
         if kind != "vectors":
             raise ValueError(f"`model.name` {name!r} models images; the 2-D toy {data['name']!r} "
@@ -96,3 +101,27 @@ def build_task(config) -> Task:
                            dequantizer=dequantizer,
                            eval_importance_samples=int(objective.get("eval_importance_samples", 0)),
                            num_samples=num_samples)
+
+
+def _build_vae_task(config, data, model_cfg, objective, num_samples) -> Task:
+    iwae = int(objective.get("eval_iwae_samples", 0))
+    if data["name"] in TOY_DENSITIES:
+        import jax
+        import numpy as np
+
+        from dgmjax.data import sample_toy
+
+        test_x = np.asarray(sample_toy(data["name"], jax.random.PRNGKey(1234),
+                                       int(data.get("num_test", 10_000))))
+        model = make_model("vae", model_cfg, data_shape=(2,), num_levels=None)
+        return vae_task(model, {}, {"x": test_x}, data_name=data["name"], toy=data["name"],
+                        eval_iwae_samples=iwae, num_samples=num_samples)
+    if data["name"] not in IMAGE_DATASETS:
+        raise ValueError(f"unknown `data.name` {data['name']!r}; expected one of "
+                         f"{sorted(IMAGE_DATASETS) + list(TOY_DENSITIES)}.")
+    kw = {"manual_dir": data.get("manual_dir") or None, "data_dir": data.get("data_dir") or None}
+    train = load_images(data["name"], data.get("train_split", "train"), **kw)
+    test = load_images(data["name"], data.get("test_split", "test"), **kw)
+    model = make_model("vae", model_cfg, data_shape=train.image_shape, num_levels=train.num_levels)
+    return vae_task(model, {"x": train.images}, {"x": test.images}, data_name=data["name"],
+                    eval_iwae_samples=iwae, num_samples=num_samples)

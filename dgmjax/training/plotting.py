@@ -74,3 +74,36 @@ def save_density_plot(log_prob_fn: Callable[[np.ndarray], np.ndarray], model_sam
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def save_latent_plot(prior_log_prob_fn: Callable[[np.ndarray], np.ndarray],
+                     aggregated_log_prob_fn: Callable[[np.ndarray], np.ndarray], posterior_means,
+                     path: str | Path, *, resolution: int = 150, title: str | None = None) -> Path:
+    """A 2-D latent space: prior density, aggregated-posterior density, and the posterior means."""
+    means = np.asarray(posterior_means)
+    extent = float(max(3.0, np.abs(means).max() * 1.2))
+    g = np.linspace(-extent, extent, resolution, dtype=np.float32)
+    xx, yy = np.meshgrid(g, g)
+    grid = np.stack([xx, yy], -1).reshape(-1, 2)
+    panels = [("prior p(z)", np.exp(np.asarray(prior_log_prob_fn(grid))).reshape(xx.shape)),
+              ("aggregated posterior q_agg(z)",
+               np.exp(np.asarray(aggregated_log_prob_fn(grid))).reshape(xx.shape))]
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.2))
+    for ax, (name, dens) in zip(axes, panels, strict=False):
+        ax.imshow(dens, origin="lower", extent=(-extent, extent, -extent, extent), cmap="magma")
+        ax.set_title(name, fontsize=9)
+    axes[2].scatter(means[:, 0], means[:, 1], s=1, alpha=0.4)
+    axes[2].set_xlim(-extent, extent)
+    axes[2].set_ylim(-extent, extent)
+    axes[2].set_aspect("equal")
+    axes[2].set_title("posterior means", fontsize=9)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
