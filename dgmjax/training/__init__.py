@@ -2,6 +2,7 @@
 metrics (JSON lines + TensorBoard), plots, data-parallel sharding, and the loop."""
 
 from dgmjax.training.checkpoint import Checkpointer, load_params
+from dgmjax.training.config import default_config
 from dgmjax.training.loop import evaluate, train, train_and_evaluate
 from dgmjax.training.metrics import MetricWriter, read_metrics
 from dgmjax.training.optim import make_optimizer, make_schedule
@@ -14,6 +15,7 @@ __all__ = [
     "MetricWriter",
     "TrainState",
     "batch_sharded",
+    "default_config",
     "evaluate",
     "load_params",
     "make_eval_step",

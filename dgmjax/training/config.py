@@ -56,3 +56,36 @@ def check_config_overrides(argv: Sequence[str], default_config: str | Path,
                 )
             node = node[part]
             walked.append(part)
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The training sections every experiment config starts from: seed, train, optimizer.
+
+    `experiments/configs/default.py` adds `data`, `model` and `objective`;
+    notebooks and scripts use this directly with `dgmjax.training.train`.
+    """
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.distributed = False  # True: call jax.distributed.initialize() (multi-host)
+
+    config.train = ml_collections.ConfigDict()
+    config.train.batch_size = 64
+    config.train.eval_batch_size = 360
+    config.train.num_steps = 1200
+    config.train.log_every = 100
+    config.train.eval_every = 400
+    config.train.checkpoint_every = 400
+    config.train.sample_every = 400
+    config.train.num_samples = 64
+    config.train.ema_decay = 0.999
+    config.train.num_devices = 0  # 0 = all visible devices
+    config.train.max_steps_per_run = 0  # >0: stop (checkpointed) after this many steps; rerun resumes
+
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.name = "adamw"
+    config.optimizer.learning_rate = 1e-3
+    config.optimizer.warmup_steps = 200
+    config.optimizer.schedule = "cosine"
+    config.optimizer.weight_decay = 1e-5
+    config.optimizer.grad_clip_norm = 20.0
+    return config
