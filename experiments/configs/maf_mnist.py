@@ -44,11 +44,11 @@ def get_config(model: str = "maf"):
 
     config.train.batch_size = 128
     config.train.eval_batch_size = 500
-    config.train.num_steps = 30_000
+    config.train.num_steps = 10_000
     config.train.log_every = 200
     config.train.eval_every = 5000
     config.train.checkpoint_every = 2000
-    config.train.sample_every = 10_000
+    config.train.sample_every = 0
     config.train.num_samples = 36
     config.train.ema_decay = 0.999
 
