@@ -155,12 +155,15 @@ class Permute(distrax.Bijector):
     """Permutes the last axis: `forward(x) = x[..., permutation]`; log|det| = 0.
 
     `permutation` may be traced (e.g. one row per layer of a `ScanChain`);
-    when concrete it is checked to be a permutation.
+    when concrete it is checked to be a permutation and its inverse is
+    computed once, in NumPy. `inverse_permutation` (its argsort) may be given
+    to spare a sort per call when the permutation is traced.
     """
 
-    def __init__(self, permutation):
-        permutation = jnp.asarray(permutation)
-        if permutation.ndim != 1 or not jnp.issubdtype(permutation.dtype, jnp.integer):
+    def __init__(self, permutation, inverse_permutation=None):
+        if not isinstance(permutation, np.ndarray):
+            permutation = jnp.asarray(permutation)
+        if permutation.ndim != 1 or not np.issubdtype(permutation.dtype, np.integer):
             raise ValueError(f"`permutation` must be a 1-D integer array; got shape "
                              f"{permutation.shape}, dtype {permutation.dtype}.")
         if v.is_concrete(permutation):
@@ -168,7 +171,14 @@ class Permute(distrax.Bijector):
             if not np.array_equal(np.sort(p), np.arange(p.size)):
                 raise ValueError(f"`permutation` must be a permutation of range({p.size}); "
                                  f"got {p.tolist()}.")
-        self._perm = permutation
+            if inverse_permutation is None:
+                inverse_permutation = np.argsort(p)
+        if inverse_permutation is None:
+            inverse_permutation = jnp.argsort(permutation)
+        if inverse_permutation.shape != permutation.shape:
+            raise ValueError(f"`inverse_permutation` must have shape {permutation.shape}; got "
+                             f"{inverse_permutation.shape}.")
+        self._perm, self._inv = permutation, inverse_permutation
         super().__init__(event_ndims_in=1, is_constant_jacobian=True)
 
     def _check(self, x, name):
@@ -181,4 +191,4 @@ class Permute(distrax.Bijector):
 
     def inverse_and_log_det(self, y):
         self._check(y, "y")
-        return y[..., jnp.argsort(self._perm)], jnp.zeros(y.shape[:-1], y.dtype)
+        return y[..., self._inv], jnp.zeros(y.shape[:-1], y.dtype)

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 import distrax
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from dgmjax import _validation as v
 from dgmjax.bijectors import (
@@ -29,11 +28,10 @@ from dgmjax.bijectors import (
     ActNorm,
     InverseAutoregressive,
     MaskedAutoregressive,
-    Permute,
     ScanChain,
 )
 from dgmjax.models.base import FlowModule, actnorm_stack_init
-from dgmjax.models.realnvp import layer_permutations
+from dgmjax.models.realnvp import layer_permutations, layer_permute, scanned_permutation
 from dgmjax.nn.conditioners import init_stacked
 from dgmjax.nn.made import MADE
 
@@ -83,13 +81,24 @@ class _AutoregressiveFlow(FlowModule):
     def base_distribution(self):
         return distrax.MultivariateNormalDiag(jnp.zeros(self.event_size))
 
+    def _permutations(self):
+        """(shared, stacked) as `scanned_permutation` gives them (both None for "none")."""
+        return scanned_permutation(
+            layer_permutations(self.permutation, self.event_size, self.num_layers))
+
     def _layer_params(self):
         params = {"net": self.conditioners}
-        perms = layer_permutations(self.permutation, self.event_size, self.num_layers)
-        if perms is None:
-            perms = np.tile(np.arange(self.event_size), (self.num_layers, 1))
-        params["perm"] = jnp.asarray(perms)
+        _, stacked = self._permutations()
+        if stacked is not None:
+            params["perm"] = stacked
         return params
+
+    def _permute(self, p):
+        """This layer's Permute, or None when the flow has no permutations."""
+        shared, stacked = self._permutations()
+        if shared is None and stacked is None:
+            return None
+        return layer_permute(shared, p)
 
     def _ar_layer(self, p, context, solver=None):
         made = self._made()
@@ -103,7 +112,9 @@ class _AutoregressiveFlow(FlowModule):
 
     def _rest(self, p, context, solver=None):
         """The layer without its ActNorm: Chain([Permute, AR]) (permute on the data side)."""
-        return distrax.Chain([Permute(p["perm"]), self._ar_layer(p, context, solver)])
+        permute = self._permute(p)
+        ar = self._ar_layer(p, context, solver)
+        return ar if permute is None else distrax.Chain([permute, ar])
 
     def bijector(self, context=None):
         params = self._layer_params()
@@ -160,7 +171,9 @@ class MAF(_AutoregressiveFlow):
 
         def body(x, p):
             x, _, iters = self._ar_layer(p, context, sampling).forward_with_iterations(x)
-            x = Permute(p["perm"]).forward(x)
+            permute = self._permute(p)
+            if permute is not None:
+                x = permute.forward(x)
             if self.actnorm:
                 x = ActNorm(p["actnorm"]["loc"], p["actnorm"]["log_scale"], 1).forward(x)
             return x, iters

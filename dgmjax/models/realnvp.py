@@ -53,6 +53,30 @@ def layer_permutations(kind: str, size: int, num_layers: int, seed: int = 0):
     return np.stack([rng.permutation(size) for _ in range(num_layers)])
 
 
+def scanned_permutation(perms):
+    """How a stack of per-layer permutations enters a `ScanChain`.
+
+    Returns (shared, stacked): `shared` is a NumPy permutation when every
+    layer uses the same one (it is then a compile-time constant of the scan
+    body: no per-layer slicing and no sort), else None; `stacked` is then a
+    dict with the per-layer rows ("perm") and their inverses ("inv"), computed
+    once in NumPy, to scan over. (None, None) when `perms` is None.
+    """
+    if perms is None:
+        return None, None
+    perms = np.asarray(perms)
+    if (perms == perms[:1]).all():
+        return perms[0], None
+    return None, {"perm": jnp.asarray(perms), "inv": jnp.asarray(np.argsort(perms, axis=-1))}
+
+
+def layer_permute(shared, p):
+    """The Permute bijector of one layer, given `scanned_permutation`'s result."""
+    if shared is not None:
+        return Permute(shared)
+    return Permute(p["perm"]["perm"], p["perm"]["inv"])
+
+
 class RealNVP(FlowModule):
     """RealNVP on vectors of size `event_size`: a stack of affine coupling layers.
 
@@ -122,8 +146,9 @@ class RealNVP(FlowModule):
         if self.coupling == "masked":
             params["mask"] = jnp.asarray(
                 np.stack([alternating_mask(self.event_size, i % 2) for i in range(self.num_layers)]))
-        if perms is not None:
-            params["perm"] = jnp.asarray(perms)
+        shared, stacked = scanned_permutation(perms)
+        if stacked is not None:
+            params["perm"] = stacked
 
         def layer(p):
             cond = lambda h: net.apply({"params": p["net"]}, h)
@@ -132,7 +157,9 @@ class RealNVP(FlowModule):
             else:
                 coupling = affine_split_coupling(self._split_index(), cond, event_ndims=1,
                                                  scale_fn=self.scale_fn)
-            return coupling if perms is None else distrax.Chain([Permute(p["perm"]), coupling])
+            if perms is None:
+                return coupling
+            return distrax.Chain([layer_permute(shared, p), coupling])
 
         return ScanChain(layer, params, event_ndims=1, remat=self.remat)
 
