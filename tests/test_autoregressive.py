@@ -175,6 +175,23 @@ def test_permute_round_trip():
     np.testing.assert_array_equal(ld, 0.0)
 
 
+def test_permute_traced_with_and_without_given_inverse():
+    perm = np.array([3, 1, 0, 4, 2])
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 5))
+
+    @jax.jit
+    def both(perm, inv, x):  # perm and inv traced, as rows of a ScanChain's parameters are
+        given, derived = Permute(perm, inv), Permute(perm)
+        return given.forward(x), given.inverse(x), derived.inverse(x)
+
+    fwd, inv_given, inv_derived = both(jnp.asarray(perm), jnp.asarray(np.argsort(perm)), x)
+    np.testing.assert_array_equal(fwd, x[:, perm])
+    np.testing.assert_array_equal(inv_given, x[:, np.argsort(perm)])
+    np.testing.assert_array_equal(inv_derived, inv_given)
+    with pytest.raises(ValueError, match="inverse_permutation"):
+        Permute(perm, np.arange(4))
+
+
 # ----------------------------------------------------------------------------- models
 def _perturb_model(params, key, scale=0.3):
     leaves, tree = jax.tree_util.tree_flatten(params)
