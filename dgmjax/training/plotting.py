@@ -33,11 +33,7 @@ def save_image_grid(images, num_levels: int, path: str | Path, *, ncols: int | N
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def save_density_plot(log_prob_fn: Callable[[np.ndarray], np.ndarray], model_samples,
@@ -45,35 +41,18 @@ def save_density_plot(log_prob_fn: Callable[[np.ndarray], np.ndarray], model_sam
                       true_log_prob_fn: Callable[[np.ndarray], np.ndarray] | None = None,
                       title: str | None = None) -> Path:
     """Saves panels: [true density], model density, model samples, data samples."""
-    g = np.linspace(-extent, extent, resolution, dtype=np.float32)
-    xx, yy = np.meshgrid(g, g)
-    grid = np.stack([xx, yy], -1).reshape(-1, 2)
+    grid, xx = _grid(extent, resolution)
     panels = []
     if true_log_prob_fn is not None:
         panels.append(("true density", np.exp(np.asarray(true_log_prob_fn(grid))).reshape(xx.shape)))
     panels.append(("model density", np.exp(np.asarray(log_prob_fn(grid))).reshape(xx.shape)))
     fig, axes = plt.subplots(1, len(panels) + 2, figsize=(3.2 * (len(panels) + 2), 3.2))
     for ax, (name, dens) in zip(axes, panels, strict=False):
-        ax.imshow(dens, origin="lower", extent=(-extent, extent, -extent, extent), cmap="magma")
-        ax.set_title(name, fontsize=9)
+        _density_panel(ax, name, dens, extent)
     for ax, (name, pts) in zip(axes[len(panels):], (("model samples", model_samples),
                                                    ("data samples", data_samples)), strict=True):
-        pts = np.asarray(pts)
-        ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.4)
-        ax.set_xlim(-extent, extent)
-        ax.set_ylim(-extent, extent)
-        ax.set_aspect("equal")
-        ax.set_title(name, fontsize=9)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+        _scatter_panel(ax, name, pts, extent)
+    return _save_panels(fig, axes, title, path)
 
 
 def save_latent_plot(prior_log_prob_fn: Callable[[np.ndarray], np.ndarray],
@@ -82,28 +61,50 @@ def save_latent_plot(prior_log_prob_fn: Callable[[np.ndarray], np.ndarray],
     """A 2-D latent space: prior density, aggregated-posterior density, and the posterior means."""
     means = np.asarray(posterior_means)
     extent = float(max(3.0, np.abs(means).max() * 1.2))
-    g = np.linspace(-extent, extent, resolution, dtype=np.float32)
-    xx, yy = np.meshgrid(g, g)
-    grid = np.stack([xx, yy], -1).reshape(-1, 2)
+    grid, xx = _grid(extent, resolution)
     panels = [("prior p(z)", np.exp(np.asarray(prior_log_prob_fn(grid))).reshape(xx.shape)),
               ("aggregated posterior q_agg(z)",
                np.exp(np.asarray(aggregated_log_prob_fn(grid))).reshape(xx.shape))]
     fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.2))
     for ax, (name, dens) in zip(axes, panels, strict=False):
-        ax.imshow(dens, origin="lower", extent=(-extent, extent, -extent, extent), cmap="magma")
-        ax.set_title(name, fontsize=9)
-    axes[2].scatter(means[:, 0], means[:, 1], s=1, alpha=0.4)
-    axes[2].set_xlim(-extent, extent)
-    axes[2].set_ylim(-extent, extent)
-    axes[2].set_aspect("equal")
-    axes[2].set_title("posterior means", fontsize=9)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=10)
+        _density_panel(ax, name, dens, extent)
+    _scatter_panel(axes[2], "posterior means", means, extent)
+    return _save_panels(fig, axes, title, path)
+
+
+def _save(fig, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _save_panels(fig, axes, title, path) -> Path:
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _grid(extent: float, resolution: int):
+    """Points of a resolution x resolution grid over [-extent, extent]^2, and its x coordinates."""
+    g = np.linspace(-extent, extent, resolution, dtype=np.float32)
+    xx, yy = np.meshgrid(g, g)
+    return np.stack([xx, yy], -1).reshape(-1, 2), xx
+
+
+def _density_panel(ax, name, dens, extent):
+    ax.imshow(dens, origin="lower", extent=(-extent, extent, -extent, extent), cmap="magma")
+    ax.set_title(name, fontsize=9)
+
+
+def _scatter_panel(ax, name, pts, extent):
+    pts = np.asarray(pts)
+    ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.4)
+    ax.set_xlim(-extent, extent)
+    ax.set_ylim(-extent, extent)
+    ax.set_aspect("equal")
+    ax.set_title(name, fontsize=9)
