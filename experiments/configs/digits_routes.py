@@ -1,0 +1,60 @@
+"""The routes from a continuous model to integer pixels, side by side on the embedded digits.
+
+    --config=experiments/configs/digits_routes.py:ROUTE
+
+ROUTE:
+  categorical  PixelCNN, a 17-way softmax per pixel (exact discrete likelihood)
+  mixture      PixelCNN, a discretized logistic mixture per pixel (exact discrete likelihood)
+  uniform      multi-scale RealNVP on y + u, u ~ U(0, 1) (a lower bound on log P(y))
+  variational  the same RealNVP on y + u, u ~ q(u | y) a conditional flow (Flow++; a tighter bound)
+  idf          integer discrete flow (exact discrete likelihood, no dequantization)
+
+Every route trains for the same number of steps, batch size and optimizer
+schedule on the same 8x8, 17-level digits; `experiments/README.md` collects the
+test numbers.
+"""
+
+from pathlib import Path
+
+import ml_collections
+
+from dgmjax.training.config import load_config
+
+ROUTES = ("categorical", "mixture", "uniform", "variational", "idf")
+
+
+def get_config(route: str = "uniform"):
+    if route not in ROUTES:
+        raise ValueError(f"unknown route {route!r}; expected one of {list(ROUTES)}.")
+    config = load_config(Path(__file__).with_name("default.py"))
+    if route in ("categorical", "mixture"):
+        config.model = ml_collections.ConfigDict()
+        config.model.name = "pixelcnn"
+        config.model.features = 32
+        config.model.num_blocks = 4
+        config.model.head = route
+        config.model.num_mixtures = 5
+    elif route == "idf":
+        config.model = ml_collections.ConfigDict()
+        config.model.name = "idf"
+        config.model.num_scales = 2
+        config.model.num_layers = 4
+        config.model.features = 32
+        config.model.num_blocks = 1
+        config.model.num_mixtures = 5
+    else:  # the default multi-scale RealNVP, with either dequantizer
+        config.objective.dequantization = route
+        if route == "variational":
+            config.dequantizer = ml_collections.ConfigDict()
+            config.dequantizer.num_layers = 4
+            config.dequantizer.features = 32
+            config.dequantizer.num_blocks = 1
+            config.dequantizer.context_features = 16
+        config.objective.eval_importance_samples = 16
+
+    config.train.num_steps = 2000
+    config.train.eval_every = 1000
+    config.train.checkpoint_every = 500
+    config.train.sample_every = 0
+    config.train.num_samples = 36
+    return config
