@@ -198,6 +198,14 @@ def test_scan_chain_equals_unrolled_chain():
     np.testing.assert_allclose(z1, z2, atol=1e-6)
     np.testing.assert_allclose(ild1, ild2, atol=1e-5)
     np.testing.assert_allclose(scanned.layer(2).forward(x), layers[2].forward(x))
+    # The layerwise form (a list of per-layer params, a Python loop) is the same chain.
+    looped = ScanChain(layer, [{"w": weights[i], "mask": masks[i]} for i in range(len(masks))],
+                       event_ndims=1, layerwise=True)
+    for got, want in ((looped.forward_and_log_det(x), (y2, ld2)),
+                      (looped.inverse_and_log_det(x), (z2, ild2))):
+        np.testing.assert_allclose(got[0], want[0], atol=1e-6)
+        np.testing.assert_allclose(got[1], want[1], atol=1e-5)
+    assert looped.num_layers == len(masks) and looped.layerwise
 
 
 def test_scan_chain_round_trip_log_det_and_remat():
@@ -231,3 +239,5 @@ def test_scan_chain_bad_params():
         ScanChain(lambda p: distrax.Lambda(lambda x: x), {"a": jnp.zeros((3, 2)), "b": jnp.zeros((4,))}, 1)
     with pytest.raises(ValueError, match="at least one"):
         ScanChain(lambda p: None, {}, 1)
+    with pytest.raises(ValueError, match="non-empty list"):
+        ScanChain(lambda p: None, {"w": jnp.zeros((3, 2))}, 1, layerwise=True)

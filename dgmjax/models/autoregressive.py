@@ -28,11 +28,12 @@ from dgmjax.bijectors import (
     ActNorm,
     InverseAutoregressive,
     MaskedAutoregressive,
+    Permute,
     ScanChain,
 )
 from dgmjax.models.base import FlowModule, actnorm_stack_init
 from dgmjax.models.realnvp import layer_permutations, layer_permute, scanned_permutation
-from dgmjax.nn.conditioners import init_stacked
+from dgmjax.nn.conditioners import init_layerwise, init_stacked, layers_as_list
 from dgmjax.nn.made import MADE
 
 __all__ = ["IAF", "MAF"]
@@ -50,6 +51,7 @@ class _AutoregressiveFlow(FlowModule):
     scale_bound: float = 3.0
     tolerance: float = 1e-5
     remat: bool = False
+    scan_layers: bool = True
 
     _inverse_layers = False  # IAF: True
     _solver_name = "sampling"  # the field that names the sequential direction's solver
@@ -69,8 +71,9 @@ class _AutoregressiveFlow(FlowModule):
         dummy = [jnp.zeros((1, self.event_size))]
         if self.context_size:
             dummy.append(jnp.zeros((1, self.context_size)))
+        init = init_stacked if self.scan_layers else init_layerwise
         self.conditioners = self.param(
-            "conditioners", lambda rng: init_stacked(self._made(), rng, self.num_layers, *dummy))
+            "conditioners", lambda rng: init(self._made(), rng, self.num_layers, *dummy))
         if self.actnorm:
             zeros = lambda rng: jnp.zeros((self.num_layers, self.event_size))
             self.param("actnorm", lambda rng: {"loc": zeros(rng), "log_scale": zeros(rng)})
@@ -87,14 +90,37 @@ class _AutoregressiveFlow(FlowModule):
             layer_permutations(self.permutation, self.event_size, self.num_layers))
 
     def _layer_params(self):
+        """Stacked per-layer parameters (scan_layers) or a list of per-layer dicts (without ActNorm)."""
+        if not self.scan_layers:
+            perms = layer_permutations(self.permutation, self.event_size, self.num_layers)
+            params = [{"net": p} for p in layers_as_list(self.conditioners)]
+            if perms is not None:
+                for i, p in enumerate(params):
+                    p["perm"] = perms[i]  # NumPy: a compile-time constant of the layer
+            return params
         params = {"net": self.conditioners}
         _, stacked = self._permutations()
         if stacked is not None:
             params["perm"] = stacked
         return params
 
+    def _all_layer_params(self):
+        """`_layer_params()` with each layer's ActNorm parameters added (when `actnorm`)."""
+        params = self._layer_params()
+        if not self.actnorm:
+            return params
+        an = self.get_variable("params", "actnorm")
+        if self.scan_layers:
+            params["actnorm"] = an
+        else:
+            for i, p in enumerate(params):
+                p["actnorm"] = {"loc": an["loc"][i], "log_scale": an["log_scale"][i]}
+        return params
+
     def _permute(self, p):
         """This layer's Permute, or None when the flow has no permutations."""
+        if not self.scan_layers:
+            return Permute(p["perm"]) if "perm" in p else None
         shared, stacked = self._permutations()
         if shared is None and stacked is None:
             return None
@@ -117,9 +143,7 @@ class _AutoregressiveFlow(FlowModule):
         return ar if permute is None else distrax.Chain([permute, ar])
 
     def bijector(self, context=None):
-        params = self._layer_params()
-        if self.actnorm:
-            params["actnorm"] = self.get_variable("params", "actnorm")
+        params = self._all_layer_params()
 
         def layer(p):
             rest = self._rest(p, context)
@@ -128,7 +152,8 @@ class _AutoregressiveFlow(FlowModule):
             an = p["actnorm"]
             return distrax.Chain([ActNorm(an["loc"], an["log_scale"], event_ndims=1), rest])
 
-        return ScanChain(layer, params, event_ndims=1, remat=self.remat)
+        return ScanChain(layer, params, event_ndims=1, remat=self.remat,
+                         layerwise=not self.scan_layers)
 
     def __call__(self, x, context=None):
         if self.actnorm and self.is_initializing():
@@ -155,6 +180,10 @@ class MAF(_AutoregressiveFlow):
       scale_fn, scale_bound: bound on each layer's scale.
       sampling: "sequential" (D passes per layer) or "fixed_point".
       tolerance: fixed-point stopping threshold.
+      remat: recompute activations in the backward pass to save memory.
+      scan_layers: True (default): stacked parameters and `lax.scan` (compile
+        time flat in depth); False: per-layer parameters `{"layer_i": ...}`
+        and a Python loop (a faster step at small depth on CPU).
     """
 
     sampling: str = "sequential"
@@ -165,9 +194,7 @@ class MAF(_AutoregressiveFlow):
         num_samples = v.check_positive_int(num_samples, "num_samples")
         context = self.check_context(context)
         z = self.base_distribution().sample(seed=key, sample_shape=(num_samples,))
-        params = self._layer_params()
-        if self.actnorm:
-            params["actnorm"] = self.get_variable("params", "actnorm")
+        params = self._all_layer_params()
 
         def body(x, p):
             x, _, iters = self._ar_layer(p, context, sampling).forward_with_iterations(x)
@@ -178,6 +205,13 @@ class MAF(_AutoregressiveFlow):
                 x = ActNorm(p["actnorm"]["loc"], p["actnorm"]["log_scale"], 1).forward(x)
             return x, iters
 
+        if not self.scan_layers:
+            iters = []
+            x = z
+            for p in params:
+                x, it = body(x, p)
+                iters.append(it)
+            return x, jnp.stack(iters)
         x, iters = jax.lax.scan(body, z, params)
         return x, iters
 

@@ -84,7 +84,9 @@ def actnorm_stack_init(x, rest_fn: Callable, rest_params, event_ndims: int):
     Walks the batch `x` from the data side (the last layer of the chain) to
     the noise side, setting each layer's ActNorm to the per-channel mean and
     log-std of the activations it receives, so that its inverse outputs zero
-    mean and unit variance. Runs as one `lax.scan` (flat compile time).
+    mean and unit variance. Runs as one `lax.scan` (flat compile time), or as
+    a Python loop when `rest_params` is a list of per-layer pytrees (the
+    layerwise form of `ScanChain`).
 
     Returns `({"loc": (L, C), "log_scale": (L, C)}, x at the noise side)`.
     """
@@ -95,5 +97,11 @@ def actnorm_stack_init(x, rest_fn: Callable, rest_params, event_ndims: int):
         h = distrax.as_bijector(rest_fn(p)).inverse(h)
         return h, {"loc": loc, "log_scale": log_scale}
 
+    if isinstance(rest_params, (list, tuple)):
+        stats = [None] * len(rest_params)
+        h = x
+        for i in range(len(rest_params) - 1, -1, -1):
+            h, stats[i] = body(h, rest_params[i])
+        return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *stats), h
     h, stats = jax.lax.scan(body, x, rest_params, reverse=True)
     return stats, h

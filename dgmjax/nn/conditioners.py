@@ -101,3 +101,30 @@ def init_stacked(module: nn.Module, rng: jax.Array, num: int, *example_inputs):
     """
     keys = jax.random.split(rng, num)
     return jax.vmap(lambda k: module.init(k, *example_inputs)["params"])(keys)
+
+
+def init_layerwise(module: nn.Module, rng: jax.Array, num: int, *example_inputs) -> dict:
+    """Initializes `num` copies of `module` as separate parameter trees `{"layer_i": params_i}`.
+
+    The layerwise counterpart of `init_stacked` (same keys, so the same values:
+    `stack_layers(init_layerwise(...))` equals `init_stacked(...)`), for
+    models built with `scan_layers=False`.
+    """
+    keys = jax.random.split(rng, num)
+    return {f"layer_{i}": module.init(k, *example_inputs)["params"] for i, k in enumerate(keys)}
+
+
+def layers_as_list(params) -> list:
+    """`{"layer_0": p0, "layer_1": p1, ...}` as the list `[p0, p1, ...]`, in layer order."""
+    return [params[f"layer_{i}"] for i in range(len(params))]
+
+
+def stack_layers(params):
+    """Layerwise parameters `{"layer_i": p_i}` stacked on a leading axis (the `scan_layers=True` layout)."""
+    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *layers_as_list(params))
+
+
+def unstack_layers(stacked) -> dict:
+    """Stacked parameters split into `{"layer_i": p_i}` (the `scan_layers=False` layout)."""
+    num = jax.tree_util.tree_leaves(stacked)[0].shape[0]
+    return {f"layer_{i}": jax.tree_util.tree_map(lambda a, i=i: a[i], stacked) for i in range(num)}

@@ -11,12 +11,13 @@ cache is off so compile times are real.
 
 Sections:
   throughput  784-D RealNVP and MAF (5 layers, MLP/MADE conditioners 1024 wide,
-              batch 128): dgmjax (scanned) vs plain distrax + flax (a Python
-              list of layers in distrax.Chain) vs flowjax; examples/s and
+              batch 128): dgmjax scanned (the default) and with
+              scan_layers=False vs plain distrax + flax (a Python list of
+              layers in distrax.Chain) vs flowjax; examples/s and
               achieved GFLOP/s (matmul FLOPs of the step) beside the measured
               peak of a large jnp.dot.
-  compile     train-step compile time at 4, 16 and 64 layers (dgmjax and the
-              unrolled plain version).
+  compile     train-step compile time at 4, 16 and 64 layers (dgmjax scanned,
+              dgmjax with scan_layers=False, and the plain loop).
   sampling    a trained MNIST MAF (--maf_workdir): D-step sequential vs
               fixed-point (iterations used, max |dx| against sequential) vs the
               single pass of an IAF of the same size.
@@ -88,12 +89,13 @@ def train_step_factory(log_prob, params, lr=1e-4):
 
 
 # ----------------------------------------------------------------------------- the contestants
-def dgmjax_model(kind: str, layers: int):
+def dgmjax_model(kind: str, layers: int, scan_layers: bool = True):
     if kind == "realnvp":
         model = RealNVP(event_size=D, num_layers=layers, hidden_sizes=(WIDTH,), coupling="split",
-                        permutation="reversed")
+                        permutation="reversed", scan_layers=scan_layers)
     else:
-        model = MAF(event_size=D, num_layers=layers, hidden_sizes=(WIDTH,), permutation="reversed")
+        model = MAF(event_size=D, num_layers=layers, hidden_sizes=(WIDTH,), permutation="reversed",
+                    scan_layers=scan_layers)
     params = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((1, D)))
     return model.apply, params
 
@@ -143,8 +145,13 @@ def flowjax_model(kind: str, layers: int):
     return log_prob, params
 
 
+def dgmjax_loop_model(kind: str, layers: int):
+    return dgmjax_model(kind, layers, scan_layers=False)
+
+
 def contestants():
-    out = {"dgmjax": dgmjax_model, "distrax+flax loop": plain_model}
+    out = {"dgmjax": dgmjax_model, "dgmjax scan_layers=False": dgmjax_loop_model,
+           "distrax+flax loop": plain_model}
     try:
         import flowjax  # noqa: F401
 
@@ -196,8 +203,9 @@ def bench_compile(depths=(4, 16, 64), plain_depths=(4, 16, 64)) -> dict:
     x = jax.random.normal(jax.random.PRNGKey(1), (BATCH, D))
     rows = []
     for kind in ("realnvp", "maf"):
-        for name, build, ds in (("dgmjax", dgmjax_model, depths), ("distrax+flax loop", plain_model,
-                                                                     plain_depths)):
+        for name, build, ds in (("dgmjax", dgmjax_model, depths),
+                                ("dgmjax scan_layers=False", dgmjax_loop_model, plain_depths),
+                                ("distrax+flax loop", plain_model, plain_depths)):
             for depth in ds:
                 log_prob, params = build(kind, depth)
                 step, state = train_step_factory(log_prob, params)
