@@ -34,6 +34,9 @@ def get_config(model: str = "maf"):
     config.model.hidden_sizes = (1024,)
     config.model.activation = "relu"
     config.model.scale_fn = "tanh"
+    # False: per-layer parameters run in a Python loop, a faster train step at 5 layers on
+    # CPU, compile time growing with depth (experiments/benchmarks/flows.py); True: lax.scan.
+    config.model.scan_layers = True
     if model in ("maf", "iaf"):
         config.model.actnorm = True
         config.model.permutation = "reversed"
