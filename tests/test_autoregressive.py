@@ -301,10 +301,13 @@ def test_scan_layers_false_is_the_same_flow(cls, kwargs):
                                rtol=1e-5, atol=1e-4)
     key = jax.random.PRNGKey(4)
     c1 = None if ctx is None else ctx[0]
-    np.testing.assert_allclose(looped.apply(p_loop, key, 4, c1, method=looped.sample),
-                               scanned.apply(p_scan, key, 4, c1, method=scanned.sample), atol=1e-4)
-    if cls is MAF:
-        _, it_loop = looped.apply(p_loop, key, 4, "fixed_point", c1, method=looped.sample_with_iterations)
-        _, it_scan = scanned.apply(p_scan, key, 4, "fixed_point", c1,
-                                   method=scanned.sample_with_iterations)
+    if cls is MAF:  # samples and the fixed-point passes per layer
+        x_loop, it_loop = looped.apply(p_loop, key, 4, "fixed_point", c1,
+                                       method=looped.sample_with_iterations)
+        x_scan, it_scan = scanned.apply(p_scan, key, 4, "fixed_point", c1,
+                                        method=scanned.sample_with_iterations)
         np.testing.assert_array_equal(it_loop, it_scan)
+    else:
+        x_loop = looped.apply(p_loop, key, 4, c1, method=looped.sample)
+        x_scan = scanned.apply(p_scan, key, 4, c1, method=scanned.sample)
+    np.testing.assert_allclose(x_loop, x_scan, atol=1e-4)
