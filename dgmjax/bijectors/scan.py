@@ -49,22 +49,19 @@ class ScanChain(distrax.Bijector):
             if not isinstance(params, (list, tuple)) or not params:
                 raise ValueError("with `layerwise=True`, `params` of ScanChain must be a non-empty list "
                                  f"of per-layer pytrees; got {type(params).__name__}.")
+            params = list(params)
             self._num_layers = len(params)
-            self._bijector_fn = bijector_fn
-            self._params = list(params)
-            self._remat = remat
-            super().__init__(event_ndims_in=event_ndims)
-            return
-        leaves = jax.tree_util.tree_leaves(params)
-        if not leaves:
-            raise ValueError("`params` of ScanChain must have at least one array leaf.")
-        lengths = {leaf.shape[0] if leaf.ndim else None for leaf in leaves}
-        if len(lengths) != 1 or None in lengths:
-            raise ValueError(
-                "Every leaf of `params` must share one leading (layer) axis; got leading "
-                f"sizes {sorted(str(n) for n in lengths)}."
-            )
-        self._num_layers = lengths.pop()
+        else:
+            leaves = jax.tree_util.tree_leaves(params)
+            if not leaves:
+                raise ValueError("`params` of ScanChain must have at least one array leaf.")
+            lengths = {leaf.shape[0] if leaf.ndim else None for leaf in leaves}
+            if len(lengths) != 1 or None in lengths:
+                raise ValueError(
+                    "Every leaf of `params` must share one leading (layer) axis; got leading "
+                    f"sizes {sorted(str(n) for n in lengths)}."
+                )
+            self._num_layers = lengths.pop()
         self._bijector_fn = bijector_fn
         self._params = params
         self._remat = remat

@@ -110,12 +110,18 @@ def init_layerwise(module: nn.Module, rng: jax.Array, num: int, *example_inputs)
     `stack_layers(init_layerwise(...))` equals `init_stacked(...)`), for
     models built with `scan_layers=False`.
     """
+    if not isinstance(num, int) or num < 1:
+        raise ValueError(f"`num` (layers) must be a positive int; got {num!r}.")
     keys = jax.random.split(rng, num)
     return {f"layer_{i}": module.init(k, *example_inputs)["params"] for i, k in enumerate(keys)}
 
 
 def layers_as_list(params) -> list:
     """`{"layer_0": p0, "layer_1": p1, ...}` as the list `[p0, p1, ...]`, in layer order."""
+    expected = {f"layer_{i}" for i in range(len(params))}
+    if not params or set(params) != expected:
+        raise ValueError("layerwise `params` must have the keys layer_0 .. layer_{L-1} and nothing "
+                         f"else; got {sorted(params)}.")
     return [params[f"layer_{i}"] for i in range(len(params))]
 
 
@@ -126,5 +132,9 @@ def stack_layers(params):
 
 def unstack_layers(stacked) -> dict:
     """Stacked parameters split into `{"layer_i": p_i}` (the `scan_layers=False` layout)."""
-    num = jax.tree_util.tree_leaves(stacked)[0].shape[0]
+    lengths = {leaf.shape[0] if leaf.ndim else None for leaf in jax.tree_util.tree_leaves(stacked)}
+    if len(lengths) != 1 or None in lengths:
+        raise ValueError("`stacked` must be a non-empty pytree whose leaves share one leading (layer) "
+                         f"axis; got leading sizes {sorted(str(n) for n in lengths)}.")
+    num = lengths.pop()
     return {f"layer_{i}": jax.tree_util.tree_map(lambda a, i=i: a[i], stacked) for i in range(num)}

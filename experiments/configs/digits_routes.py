@@ -16,8 +16,6 @@ test numbers.
 
 from pathlib import Path
 
-import ml_collections
-
 from dgmjax.training.config import load_config
 
 ROUTES = ("categorical", "mixture", "uniform", "variational", "idf")
@@ -26,30 +24,18 @@ ROUTES = ("categorical", "mixture", "uniform", "variational", "idf")
 def get_config(route: str = "uniform"):
     if route not in ROUTES:
         raise ValueError(f"unknown route {route!r}; expected one of {list(ROUTES)}.")
-    config = load_config(Path(__file__).with_name("default.py"))
+    here = Path(__file__).parent
+    config = load_config(here / "default.py")
+    # The models are those of the MNIST configs, so the routes compare like with like there too.
     if route in ("categorical", "mixture"):
-        config.model = ml_collections.ConfigDict()
-        config.model.name = "pixelcnn"
-        config.model.features = 32
-        config.model.num_blocks = 4
+        config.model = load_config(here / "pixelcnn_mnist.py").model
         config.model.head = route
-        config.model.num_mixtures = 5
     elif route == "idf":
-        config.model = ml_collections.ConfigDict()
-        config.model.name = "idf"
-        config.model.num_scales = 2
-        config.model.num_layers = 4
-        config.model.features = 32
-        config.model.num_blocks = 1
-        config.model.num_mixtures = 5
+        config.model = load_config(here / "idf.py").model
     else:  # the default multi-scale RealNVP, with either dequantizer
         config.objective.dequantization = route
         if route == "variational":
-            config.dequantizer = ml_collections.ConfigDict()
-            config.dequantizer.num_layers = 4
-            config.dequantizer.features = 32
-            config.dequantizer.num_blocks = 1
-            config.dequantizer.context_features = 16
+            config.dequantizer = load_config(here / "dequantization_mnist.py:variational").dequantizer
         config.objective.eval_importance_samples = 16
 
     config.train.num_steps = 2000
