@@ -77,11 +77,41 @@ class IntegerDiscreteFlow(nn.Module):
             self.param(f"coupling_{s}", lambda rng, h=h, w=w, c=c: init_stacked(
                 self._net(c), rng, self.num_layers, jnp.zeros((1, h, w, c // 2))))
         k, shape = self.num_mixtures, tuple(self.image_shape)
-        centre = (self.num_levels - 1) / 2.0
+        # The means are stored in units of num_levels around the centre of the level range
+        # (see `prior_params`): a step of Adam moves a stored parameter by about the learning
+        # rate, so in raw level units the means would crawl (0.5 levels in 2000 steps at lr
+        # 1e-3); on this scale they cross the whole range in about 1/lr steps. `__call__`
+        # replaces these values at init with ones fitted to the init batch's latents.
         self.prior = self.param("prior", lambda rng: {
             "logit_weights": jnp.zeros(shape + (k,)),
-            "means": centre + jnp.linspace(-centre / 2, centre / 2, k) * jnp.ones(shape + (k,)),
+            "scaled_means": jnp.linspace(-0.25, 0.25, k) * jnp.ones(shape + (k,)),
             "log_scales": jnp.full(shape + (k,), np.log(max(self.num_levels / 8.0, 1.0)))})
+
+    def prior_params(self):
+        """The prior's mixture parameters in level units: logit_weights, means, log_scales."""
+        p = self.prior
+        centre = (self.num_levels - 1) / 2.0
+        return {"logit_weights": p["logit_weights"],
+                "means": centre + self.num_levels * p["scaled_means"],
+                "log_scales": p["log_scales"]}
+
+    def _data_dependent_init(self, z):
+        """Start the prior on the init batch's latents, as ActNorm starts on its activations.
+
+        Per dimension, the K means sit at the (k + 1/2)/K quantiles of the batch's latents and
+        every scale is the latents' standard deviation over K (at least 1/4 level, where the
+        batch is constant), so training starts from a prior that already covers the data.
+        """
+        k, shape = self.num_mixtures, tuple(self.image_shape)
+        flat = z.reshape(z.shape[0], -1)
+        quantiles = jnp.quantile(flat, (jnp.arange(k) + 0.5) / k, axis=0)  # (K, D)
+        means = quantiles.T.reshape(shape + (k,))
+        scales = jnp.maximum(jnp.std(flat, axis=0) / k, 0.25).reshape(shape + (1,))
+        centre = (self.num_levels - 1) / 2.0
+        self.put_variable("params", "prior", {
+            "logit_weights": jnp.zeros(shape + (k,)),
+            "scaled_means": (means - centre) / self.num_levels,
+            "log_scales": jnp.broadcast_to(jnp.log(scales), shape + (k,))})
 
     def _steps(self, s: int, c: int) -> ScanChain:
         net = self._net(c)
@@ -124,7 +154,9 @@ class IntegerDiscreteFlow(nn.Module):
             raise ValueError(f"`x` must have shape (B,) + {tuple(self.image_shape)}; got {x.shape}.")
         v.check_integer_levels(x, self.num_levels, "x")
         z = self.encode(x)
-        p = self.prior
+        if self.is_initializing():
+            self._data_dependent_init(z)
+        p = self.prior_params()
         return integer_logistic_mixture_log_prob(z, p["logit_weights"], p["means"],
                                                  p["log_scales"]).sum((1, 2, 3))
 
@@ -132,6 +164,6 @@ class IntegerDiscreteFlow(nn.Module):
         """Integer images (num_samples, H, W, C); values outside [0, num_levels) can occur."""
         num_samples = v.check_positive_int(num_samples, "num_samples")
         p = jax.tree_util.tree_map(
-            lambda a: jnp.broadcast_to(a, (num_samples,) + a.shape), self.prior)
+            lambda a: jnp.broadcast_to(a, (num_samples,) + a.shape), self.prior_params())
         z = integer_logistic_mixture_sample(key, p["logit_weights"], p["means"], p["log_scales"])
         return jnp.round(self.decode(z)).astype(jnp.int32)
