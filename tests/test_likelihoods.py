@@ -15,6 +15,7 @@ from dgmjax.likelihoods import (
     discretized_logistic_rgb_log_prob,
     discretized_logistic_rgb_sample,
     integer_logistic_log_prob,
+    integer_logistic_mixture_log_prob,
     log1mexp,
     rgb_coupled_means,
 )
@@ -152,6 +153,22 @@ def test_integer_logistic_sums_to_one_over_the_integers():
     cdf = lambda t: 1 / (1 + np.exp(-t))
     ref = np.log(cdf((7 + 0.5 - 3.3) / np.exp(2.5)) - cdf((7 - 0.5 - 3.3) / np.exp(2.5)))
     np.testing.assert_allclose(log_p[407], ref, rtol=1e-5)
+
+
+def test_integer_logistic_mixture_is_finite_with_finite_gradients_for_extreme_parameters():
+    """A conditional prior's network can emit any values: log-scales far past float32's range
+    of 1/s, means 1e4 levels away, saturated weights. Values and gradients must stay finite."""
+    z = jnp.array([-3.0, 0.0, 5.0, 2e4])[:, None]
+    means = jnp.array([-3e4, 0.0, 3e4])
+    log_scales = jnp.array([-3000.0, 0.5, 1800.0])
+    logits = jnp.array([2000.0, 0.0, -2000.0])
+
+    def f(z, logits, means, log_scales):
+        return integer_logistic_mixture_log_prob(z, logits, means, log_scales).sum()
+
+    value, grads = jax.value_and_grad(f, argnums=(0, 1, 2, 3))(z, logits, means, log_scales)
+    assert np.isfinite(value)
+    assert all(np.all(np.isfinite(g)) for g in grads)
 
 
 def test_categorical_and_bernoulli():

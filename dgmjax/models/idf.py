@@ -1,13 +1,20 @@
 """Integer discrete flows (Hoogeboom et al. 2019): a bijection on integers, exact likelihoods.
 
 Data -> noise, per scale: squeeze, then `num_layers` steps of [reverse the
-channels, additive coupling z_b = x_b - round(t(x_a))] on a channel split,
-then the deeper scales, then unsqueeze; the latent is an integer array of the
-data's shape. Rounding keeps every value an integer, so the map is a bijection
-of Z^D with no Jacobian: log P(x) = log P_Z(f(x)), exactly, with no
-dequantization. The prior is a per-dimension mixture of logistics discretized
-to the integers. Rounding has no useful derivative; training passes the
-gradient straight through it (d round(t) / dt := 1).
+channels, additive coupling z_b = x_b - round(t(x_a))] on a channel split;
+then, except at the last scale, half the channels are factored out and only
+the other half goes on to the deeper scales; then unsqueeze. The latent is an
+integer array of the data's shape. Rounding keeps every value an integer, so
+the map is a bijection of Z^D with no Jacobian: log P(x) = log P_Z(f(x)),
+exactly, with no dequantization.
+
+The prior P_Z is autoregressive over the scales: the deepest latent has a
+per-dimension mixture of logistics discretized to the integers, and the half
+factored out at scale s has one whose parameters a ConvResNet computes from
+the half kept there (as in the IDF paper and Glow). The conditional priors
+learn the dependencies between pixels with exact gradients; the couplings'
+rounding has no useful derivative, and training passes the gradient straight
+through it (d round(t) / dt := 1).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dgmjax import _validation as v
-from dgmjax.bijectors import Permute, ScanChain, Squeeze
+from dgmjax.bijectors import FactorOut, Permute, ScanChain, Squeeze
 from dgmjax.likelihoods import integer_logistic_mixture_log_prob, integer_logistic_mixture_sample
 from dgmjax.nn.conditioners import ConvResNet, init_stacked
 
@@ -42,7 +49,8 @@ class IntegerDiscreteFlow(nn.Module):
       num_scales: squeeze levels.
       num_layers: additive couplings per scale.
       features, num_blocks: the translation networks (ConvResNet).
-      num_mixtures: components of the per-dimension prior.
+      num_mixtures: components of each prior mixture (per dimension, per scale).
+      features, num_blocks also size the conditional priors' networks.
     """
 
     image_shape: Sequence[int]
@@ -67,15 +75,20 @@ class IntegerDiscreteFlow(nn.Module):
         for _ in range(self.num_scales):
             h, w, c = h // 2, w // 2, 4 * c
             shapes.append((h, w, c))
+            c = c // 2  # the kept half goes on; the rest is factored out
         return shapes
 
     def _net(self, c):
         return ConvResNet(self.features, self.num_blocks, c - c // 2, parent=None)
 
     def setup(self):
-        for s, (h, w, c) in enumerate(self._shapes()):
+        shapes = self._shapes()
+        for s, (h, w, c) in enumerate(shapes):
             self.param(f"coupling_{s}", lambda rng, h=h, w=w, c=c: init_stacked(
                 self._net(c), rng, self.num_layers, jnp.zeros((1, h, w, c // 2))))
+            if s + 1 < len(shapes):
+                self.param(f"prior_net_{s}", lambda rng, h=h, w=w, c=c: self._prior_net(c).init(
+                    rng, jnp.zeros((1, h, w, c // 2)))["params"])
         k, shape = self.num_mixtures, tuple(self.image_shape)
         # The means are stored in units of num_levels around the centre of the level range
         # (see `prior_params`): a step of Adam moves a stored parameter by about the learning
@@ -86,6 +99,13 @@ class IntegerDiscreteFlow(nn.Module):
             "logit_weights": jnp.zeros(shape + (k,)),
             "scaled_means": jnp.linspace(-0.25, 0.25, k) * jnp.ones(shape + (k,)),
             "log_scales": jnp.full(shape + (k,), np.log(max(self.num_levels / 8.0, 1.0)))})
+
+    def _prior_net(self, c):
+        # Logit, scaled-mean and log-scale offsets for each of the K components of every
+        # factored-out channel; zero at init, so the conditional prior starts as the
+        # per-dimension one.
+        return ConvResNet(self.features, self.num_blocks, 3 * self.num_mixtures * (c - c // 2),
+                          parent=None)
 
     def prior_params(self):
         """The prior's mixture parameters in level units: logit_weights, means, log_scales."""
@@ -134,9 +154,10 @@ class IntegerDiscreteFlow(nn.Module):
         shapes = self._shapes()
 
         def scale(s):
-            layers = [distrax.Inverse(Squeeze()), self._steps(s, shapes[s][2])]
+            c = shapes[s][2]
+            layers = [distrax.Inverse(Squeeze()), self._steps(s, c)]
             if s + 1 < len(shapes):
-                layers.append(scale(s + 1))
+                layers.append(FactorOut(scale(s + 1), c // 2))
             layers.append(Squeeze())
             return distrax.Chain(layers)
 
@@ -158,14 +179,61 @@ class IntegerDiscreteFlow(nn.Module):
         z = self.encode(x)
         if self.is_initializing():
             self._data_dependent_init(z)
-        p = self.prior_params()
-        return integer_logistic_mixture_log_prob(z, p["logit_weights"], p["means"],
-                                                 p["log_scales"]).sum((1, 2, 3))
+        return self.latent_log_prob(z)
+
+    def _level_biases(self):
+        """The per-dimension prior in each scale's layout: [(factored-out half) per scale
+        but the last, then the deepest latent], each a dict of (h, w, c, K) arrays."""
+        biases, p = [], {k: jnp.moveaxis(a, -1, 0) for k, a in self.prior_params().items()}
+        for s, (_, _, c) in enumerate(self._shapes()):
+            p = {k: Squeeze().forward(a) for k, a in p.items()}
+            if s + 1 == self.num_scales:
+                biases.append(p)
+            else:
+                biases.append({k: a[..., c // 2:] for k, a in p.items()})
+                p = {k: a[..., : c // 2] for k, a in p.items()}
+        return [{k: jnp.moveaxis(a, 0, -1) for k, a in b.items()} for b in biases]
+
+    def _conditional(self, s, kept, bias):
+        """Mixture parameters of the half factored out at scale s, given the kept half."""
+        k = self.num_mixtures
+        out = self._prior_net(2 * kept.shape[-1]).apply(
+            {"params": self.get_variable("params", f"prior_net_{s}")}, kept / self.num_levels)
+        out = out.reshape(out.shape[:-1] + (-1, 3, k))
+        return {"logit_weights": bias["logit_weights"] + out[..., 0, :],
+                "means": bias["means"] + self.num_levels * out[..., 1, :],
+                "log_scales": bias["log_scales"] + out[..., 2, :]}
+
+    def latent_log_prob(self, z):
+        """log P_Z(z) in nats, shape (B,), for integer latents z of the data's shape."""
+        biases, total, h = self._level_biases(), 0.0, z
+        for s, (_, _, c) in enumerate(self._shapes()):
+            h = Squeeze().forward(h)
+            if s + 1 == self.num_scales:
+                part, p = h, biases[s]
+            else:
+                h, part = h[..., : c // 2], h[..., c // 2:]
+                p = self._conditional(s, h, biases[s])
+            total = total + integer_logistic_mixture_log_prob(
+                part, p["logit_weights"], p["means"], p["log_scales"]).sum((1, 2, 3))
+        return total
 
     def sample(self, key, num_samples: int):
         """Integer images (num_samples, H, W, C); values outside [0, num_levels) can occur."""
         num_samples = v.check_positive_int(num_samples, "num_samples")
-        p = jax.tree_util.tree_map(
-            lambda a: jnp.broadcast_to(a, (num_samples,) + a.shape), self.prior_params())
-        z = integer_logistic_mixture_sample(key, p["logit_weights"], p["means"], p["log_scales"])
+        biases, shapes = self._level_biases(), self._shapes()
+        keys = jax.random.split(key, self.num_scales)
+
+        def draw(k, p):
+            p = jax.tree_util.tree_map(
+                lambda a: jnp.broadcast_to(a, (num_samples,) + a.shape[-4:]), p)
+            return integer_logistic_mixture_sample(k, p["logit_weights"], p["means"],
+                                                   p["log_scales"]).astype(jnp.float32)
+
+        h = draw(keys[-1], biases[-1])  # the deepest latent, in the last scale's layout
+        for s in range(self.num_scales - 2, -1, -1):
+            h = Squeeze().inverse(h)  # the kept half of scale s
+            factored = draw(keys[s], self._conditional(s, h, biases[s]))
+            h = jnp.concatenate([h, factored], axis=-1)
+        z = Squeeze().inverse(h)
         return jnp.round(self.decode(z)).astype(jnp.int32)
