@@ -221,7 +221,7 @@ class IntegerDiscreteFlow(nn.Module):
     def sample(self, key, num_samples: int):
         """Integer images (num_samples, H, W, C); values outside [0, num_levels) can occur."""
         num_samples = v.check_positive_int(num_samples, "num_samples")
-        biases, shapes = self._level_biases(), self._shapes()
+        biases = self._level_biases()
         keys = jax.random.split(key, self.num_scales)
 
         def draw(k, p):
