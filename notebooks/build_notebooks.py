@@ -492,7 +492,10 @@ for name, s, v in rows:
 ## The integer discrete flow
 
 A flow that maps integers to integers (additive couplings with rounded translations) has no Jacobian
-term: `log P(x) = log P_Z(f(x))` exactly, with no dequantization and no bound.
+term: `log P(x) = log P_Z(f(x))` exactly, with no dequantization and no bound. dgmjax's IDF factors
+out half the channels at each scale with a prior conditioned on the kept half, which learns with exact
+gradients; the couplings learn through the rounding by straight-through gradients, and on the digits
+that still costs more than they add (the ablation in `experiments/README.md`).
 """),
     code('''
 import tempfile
