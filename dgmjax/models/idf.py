@@ -48,9 +48,8 @@ class IntegerDiscreteFlow(nn.Module):
       num_levels: K; inputs to the coupling networks are scaled by 1/K.
       num_scales: squeeze levels.
       num_layers: additive couplings per scale.
-      features, num_blocks: the translation networks (ConvResNet).
+      features, num_blocks: the ConvResNets of the translations and of the conditional priors.
       num_mixtures: components of each prior mixture (per dimension, per scale).
-      features, num_blocks also size the conditional priors' networks.
     """
 
     image_shape: Sequence[int]
