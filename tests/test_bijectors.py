@@ -118,14 +118,38 @@ def test_coupling_identity_at_zero_conditioner():
     np.testing.assert_array_equal(ld, 0.0)
 
 
-def test_bounded_log_scale_is_bounded_and_zero_at_zero():
+def test_bounded_log_scale_is_bounded_on_the_density_side_and_zero_at_zero():
     raw = jnp.linspace(-1e3, 1e3, 101)
+    raw64 = np.asarray(raw, np.float64)
     for fn in ("tanh", "sigmoid"):
         assert float(bounded_log_scale(jnp.zeros(()), fn)) == pytest.approx(0.0, abs=1e-7)
         ls = bounded_log_scale(raw, fn)
-        assert np.all(np.isfinite(ls)) and float(ls.max()) <= 2.0
+        assert np.all(np.isfinite(ls))
+        # data -> noise scales by exp(-ls): at most e^2 (tanh) or 2 (sigmoid), whatever `raw` is.
+        assert float((-ls).max()) <= (2.0 if fn == "tanh" else np.log(2.0)) + 1e-6
+    np.testing.assert_allclose(bounded_log_scale(raw, "tanh"), 2.0 * np.tanh(raw64 / 2.0), rtol=1e-6)
+    # Glow: the density side multiplies by 2 sigmoid(raw) (float64, written independently).
+    log_inverse_scale = np.log(2.0) - np.logaddexp(0.0, -raw64)
+    np.testing.assert_allclose(-bounded_log_scale(raw, "sigmoid"), log_inverse_scale,
+                               rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="scale_fn"):
         bounded_log_scale(raw, "exp")
+
+
+@pytest.mark.parametrize("scale_fn", ["tanh", "sigmoid"])
+def test_coupling_density_side_stays_bounded_for_any_conditioner_output(scale_fn):
+    """A conditioner emitting +-1e4 cannot make data -> noise expand past the bound."""
+    d = 6
+    mask = jnp.asarray(alternating_mask(d, 0))
+    raw = jnp.array([1e4, -1e4, -1e4, 1e4, -1e4, -1e4])
+    layer = affine_coupling(mask, lambda kept: jnp.stack([jnp.zeros_like(kept), raw + 0 * kept], -1),
+                            scale_fn=scale_fn)
+    x = jax.random.normal(jax.random.PRNGKey(7), (5, d))
+    z, ld = layer.inverse_and_log_det(x)
+    bound = 2.0 if scale_fn == "tanh" else np.log(2.0)
+    assert np.all(np.isfinite(z)) and np.all(np.isfinite(ld))
+    assert np.all(np.abs(z) <= np.exp(bound) * np.abs(x) + 1e-5)
+    assert np.all(ld <= (d // 2) * bound + 1e-4)
 
 
 def test_coupling_bad_inputs():

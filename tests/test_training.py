@@ -1,5 +1,6 @@
 """Training: optimizer, EMA, exact resume (planned stop and interruption), data-parallel sharding."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -103,6 +104,40 @@ def test_train_step_ema_and_key_follow_the_step():
     np.testing.assert_allclose(state.ema_params["w"], ema, rtol=1e-5)
     assert float(ema_decay_at(0, 0.999)) == pytest.approx(0.1)
     assert float(ema_decay_at(10**6, 0.999)) == pytest.approx(0.999)
+
+
+def test_a_non_finite_step_is_skipped_and_leaves_the_state_as_it_was():
+    """A batch giving an infinite loss or gradient changes nothing but the step counter."""
+
+    def loss_fn(params, batch, key):
+        loss = jnp.sum((params["w"] - 1.0) ** 2) + batch["poison"] * jnp.sum(jnp.exp(params["w"]))
+        return loss, {}
+
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(0.1))
+    step = jax.jit(make_train_step(loss_fn, jax.random.PRNGKey(0), ema_decay=0.5))
+    good, bad = {"poison": jnp.float32(0.0)}, {"poison": jnp.float32(jnp.inf)}
+    state = TrainState.create(params={"w": jnp.zeros(2)}, tx=tx, ema=True)
+    state, m0 = step(state, good)
+    skipped, m1 = step(state, bad)
+    assert float(m0["skipped"]) == 0.0 and float(m1["skipped"]) == 1.0
+    assert not np.isfinite(float(m1["loss"]))
+    assert int(skipped.step) == int(state.step) + 1
+    for a, b in zip(jax.tree_util.tree_leaves((skipped.params, skipped.opt_state, skipped.ema_params)),
+                    jax.tree_util.tree_leaves((state.params, state.opt_state, state.ema_params)),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    after, _ = step(skipped, good)  # and training goes on from there, finite
+    assert np.all(np.isfinite(after.params["w"])) and not np.allclose(after.params["w"], state.params["w"])
+
+
+def test_training_stops_with_a_clear_error_when_every_step_is_non_finite(moons_task, tmp_path):
+    def nan_loss(params, batch, key):
+        loss, metrics = moons_task.loss_fn(params, batch, key)
+        return loss * jnp.nan, metrics
+
+    task = dataclasses.replace(moons_task, loss_fn=nan_loss)
+    with pytest.raises(FloatingPointError, match="non-finite loss or gradient"):
+        train(task, make_config(num_steps=4), tmp_path / "nan", verbose=False)
 
 
 # ----------------------------------------------------------------------------- resume

@@ -147,14 +147,13 @@ def train(task: Task, config, workdir: str | Path, *, verbose: bool = True) -> d
                 bar.update(1)
                 if done % log_every == 0 or done == stop:
                     host = jax.device_get(pending)
-                    means = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
                     now = time.time()
                     rate = (done - step_last) * batch_size / max(now - t_last, 1e-9)
                     pending, t_last, step_last = [], now, done
-                    if not np.isfinite(means["loss"]):
-                        raise FloatingPointError(
-                            f"training loss became {means['loss']} at step {done}; the last "
-                            f"checkpoint in {checkpointer.directory} is intact.")
+                    means = _window_means(host, done, checkpointer.directory)
+                    if means["skipped_steps"]:
+                        say(f"\nstep {done}: skipped {means['skipped_steps']} of the last "
+                            f"{len(host)} steps (non-finite loss or gradient).")
                     means.update(examples_per_sec=rate, learning_rate=float(lr_schedule(done)))
                     writer.write(done, "train", means)
                     bar.set_postfix(loss=f"{means['loss']:.4f}", ex_per_s=f"{rate:.0f}")
@@ -192,6 +191,25 @@ def train(task: Task, config, workdir: str | Path, *, verbose: bool = True) -> d
         (workdir / "final_metrics.json").write_text(json.dumps(record, indent=2) + "\n")
     say(f"{task.name} after {num_steps} steps: {task.headline(final)}")
     return final
+
+
+def _window_means(host: list[dict], done: int, checkpoint_dir) -> dict:
+    """Means of a logging window's metrics over its steps that were not skipped.
+
+    Raises FloatingPointError when every step in the window was skipped (the
+    run has diverged; its parameters are still the last finite ones).
+    """
+    kept = [m for m in host if not m["skipped"]]
+    if not kept:
+        losses = [float(m["loss"]) for m in host]
+        raise FloatingPointError(
+            f"every one of the {len(host)} training steps up to step {done} had a non-finite loss "
+            f"or gradient (losses {losses[:4]}...); the parameters were left at their last finite "
+            f"values and the last checkpoint in {checkpoint_dir} is intact. Lower the learning "
+            "rate or tighten the flow's scale bound.")
+    means = {k: float(np.mean([m[k] for m in kept])) for k in kept[0] if k != "skipped"}
+    means["skipped_steps"] = len(host) - len(kept)
+    return means
 
 
 def train_and_evaluate(config, workdir: str | Path, *, verbose: bool = True) -> dict:

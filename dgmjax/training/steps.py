@@ -24,17 +24,28 @@ def make_train_step(loss_fn: LossFn, base_key: jax.Array, *, ema_decay: float = 
 
     The step's key is `fold_in(base_key, state.step)`, so a resumed run draws the
     same randomness as an uninterrupted one.
+
+    A step whose loss or gradient is not finite is skipped: the step counter
+    advances, but the parameters, optimizer state and EMA stay as they were
+    (clipping an infinite gradient would otherwise turn every parameter into
+    NaN). `metrics["skipped"]` is 1.0 for such a step; the training loop
+    reports them and stops if a whole logging window is skipped.
     """
 
     def step(state: TrainState, batch):
         key = jax.random.fold_in(base_key, state.step)
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
+        grad_norm = optax.global_norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         new_state = state.apply_gradients(grads=grads)
         if state.ema_params is not None:
             d = ema_decay_at(state.step, ema_decay)
             new_state = new_state.replace(
                 ema_params=optax.incremental_update(new_state.params, state.ema_params, 1.0 - d))
-        metrics = {"loss": loss, **metrics, "grad_norm": optax.global_norm(grads)}
+        new_state = jax.tree_util.tree_map(lambda new, old: jnp.where(finite, new, old),
+                                           new_state, state.replace(step=new_state.step))
+        metrics = {"loss": loss, **metrics, "grad_norm": grad_norm,
+                   "skipped": 1.0 - finite.astype(jnp.float32)}
         return new_state, metrics
 
     return step
