@@ -170,6 +170,7 @@ def bench_throughput(rounds: int, steps: int) -> dict:
         for name, build in contestants().items():
             log_prob, params = build(kind, LAYERS)
             step, state = train_step_factory(log_prob, params)
+            block(state)  # let the (asynchronous) parameter init finish before timing
             t = time.perf_counter()
             state, loss = block(step(state, x))
             compile_s = time.perf_counter() - t
@@ -209,6 +210,10 @@ def bench_compile(depths=(4, 16, 64), plain_depths=(4, 16, 64)) -> dict:
             for depth in ds:
                 log_prob, params = build(kind, depth)
                 step, state = train_step_factory(log_prob, params)
+                # Wait for the parameter init, which jit dispatches asynchronously: at 64 layers
+                # (220M parameters) it ran for about a second on the same cores as the compile
+                # and made compile time look like it grew with depth.
+                block(state)
                 t = time.perf_counter()
                 step.lower(state, x).compile()
                 rows.append(dict(model=kind, implementation=name, layers=depth,
