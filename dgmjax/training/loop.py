@@ -205,8 +205,8 @@ def _window_means(host: list[dict], done: int, checkpoint_dir) -> dict:
         raise FloatingPointError(
             f"every one of the {len(host)} training steps up to step {done} had a non-finite loss "
             f"or gradient (losses {losses[:4]}...); the parameters were left at their last finite "
-            f"values and the last checkpoint in {checkpoint_dir} is intact. Lower the learning "
-            "rate or tighten the flow's scale bound.")
+            f"values and the last checkpoint in {checkpoint_dir} is intact. Lower the learning rate "
+            "(or, for a flow, tighten its scale bound).")
     means = {k: float(np.mean([m[k] for m in kept])) for k in kept[0] if k != "skipped"}
     means["skipped_steps"] = len(host) - len(kept)
     return means
