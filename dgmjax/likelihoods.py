@@ -33,6 +33,7 @@ import numpy as np
 from dgmjax import _validation as v
 
 __all__ = [
+    "MAX_LOG_SCALE",
     "MIN_LOG_SCALE",
     "bernoulli_log_prob",
     "categorical_log_prob",
@@ -49,6 +50,9 @@ __all__ = [
 ]
 
 MIN_LOG_SCALE = -7.0
+# Upper clamp of the integer logistics' log-scales (and of the samplers'): past e^20 every
+# integer bin's width 1/s underflows against float32 and log(0) would give a NaN gradient.
+MAX_LOG_SCALE = 20.0
 
 
 def log1mexp(d):
@@ -156,7 +160,7 @@ def discretized_logistic_mixture_sample(key, logit_weights, means, log_scales, n
     k1, k2 = jax.random.split(key)
     comp = jax.random.categorical(k1, logit_weights, axis=-1)
     pick = lambda p: jnp.take_along_axis(p, comp[..., None], axis=-1)[..., 0]
-    scale = jnp.exp(jnp.clip(pick(log_scales), min_log_scale, INTEGER_MAX_LOG_SCALE))
+    scale = jnp.exp(jnp.clip(pick(log_scales), min_log_scale, MAX_LOG_SCALE))
     values = pick(means) + scale * _logistic_noise(k2, comp.shape, means.dtype)
     return _level_of(values, num_levels)
 
@@ -225,9 +229,6 @@ def discretized_logistic_rgb_sample(key, logit_weights, means, log_scales, coeff
     return jnp.stack([r, g, b], axis=-1)
 
 
-INTEGER_MAX_LOG_SCALE = 20.0
-
-
 def integer_logistic_log_prob(z, means, log_scales, min_log_scale: float = MIN_LOG_SCALE):
     """log P(z) of a logistic discretized to all integers (no edge levels), for integer flows.
 
@@ -237,7 +238,7 @@ def integer_logistic_log_prob(z, means, log_scales, min_log_scale: float = MIN_L
     z = jnp.asarray(z)  # integers, or floats holding integers (straight-through rounding)
     # Clamped from above too: past e^20 every bin's width 1/s underflows against float32
     # and log(0) would give a NaN gradient (a conditional prior's network can ask for that).
-    log_scales = jnp.clip(log_scales, min_log_scale, INTEGER_MAX_LOG_SCALE)
+    log_scales = jnp.clip(log_scales, min_log_scale, MAX_LOG_SCALE)
     inv_scale = jnp.exp(-log_scales)
     zf = z.astype(means.dtype)
     a = (zf - 0.5 - means) * inv_scale
@@ -260,7 +261,7 @@ def integer_logistic_mixture_sample(key, logit_weights, means, log_scales,
     k1, k2 = jax.random.split(key)
     comp = jax.random.categorical(k1, logit_weights, axis=-1)
     pick = lambda p: jnp.take_along_axis(p, comp[..., None], axis=-1)[..., 0]
-    scale = jnp.exp(jnp.clip(pick(log_scales), min_log_scale, INTEGER_MAX_LOG_SCALE))
+    scale = jnp.exp(jnp.clip(pick(log_scales), min_log_scale, MAX_LOG_SCALE))
     return jnp.round(pick(means) + scale * _logistic_noise(k2, comp.shape, means.dtype)).astype(jnp.int32)
 
 

@@ -110,6 +110,8 @@ def test_integer_flow_likelihood_is_the_prior_of_the_latent():
     assert 0 < total <= 1.0 + 1e-6  # a bijection of Z^4 maps distinct images to distinct latents
     z = model.apply(params, grid, method=model.encode).reshape(81, -1)
     assert len({tuple(row) for row in np.asarray(z).tolist()}) == 81
+    with pytest.raises(ValueError, match="`z` must have shape"):
+        model.apply(params, jnp.zeros((2, 2, 2, 3)), method=model.latent_log_prob)
 
 
 def test_integer_flow_prior_starts_on_the_data_and_its_means_move_at_the_training_rate():

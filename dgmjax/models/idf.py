@@ -205,6 +205,8 @@ class IntegerDiscreteFlow(nn.Module):
 
     def latent_log_prob(self, z):
         """log P_Z(z) in nats, shape (B,), for integer latents z of the data's shape."""
+        if z.ndim != 4 or tuple(z.shape[1:]) != tuple(self.image_shape):
+            raise ValueError(f"`z` must have shape (B,) + {tuple(self.image_shape)}; got {z.shape}.")
         biases, total, h = self._level_biases(), 0.0, z
         for s, (_, _, c) in enumerate(self._shapes()):
             h = Squeeze().forward(h)
