@@ -92,7 +92,9 @@ def test_train_step_ema_and_key_follow_the_step():
     tx = optax.sgd(0.1)
     state = TrainState.create(params={"w": jnp.zeros(2)}, tx=tx, ema=True)
     base = jax.random.PRNGKey(0)
-    step = jax.jit(make_train_step(loss_fn, base, ema_decay=0.99))
+    # Donated, as the loop does on accelerators: the EMA must not share the params' buffers
+    # ("Attempt to donate the same buffer twice" otherwise).
+    step = jax.jit(make_train_step(loss_fn, base, ema_decay=0.99), donate_argnums=0)
     ema, params = np.zeros(2), np.zeros(2)
     for t in range(5):
         state, metrics = step(state, {})

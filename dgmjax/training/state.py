@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import optax
 from flax.training import train_state
 
@@ -20,8 +22,11 @@ class TrainState(train_state.TrainState):
     @classmethod
     def create(cls, *, params, tx: optax.GradientTransformation, ema: bool = False,
                apply_fn=None, **kwargs):
-        return super().create(apply_fn=apply_fn, params=params, tx=tx,
-                              ema_params=params if ema else None, **kwargs)
+        # The EMA starts as a copy, not the same buffers: the train step donates its state,
+        # and one buffer cannot be donated twice.
+        ema_params = jax.tree_util.tree_map(jnp.copy, params) if ema else None
+        return super().create(apply_fn=apply_fn, params=params, tx=tx, ema_params=ema_params,
+                              **kwargs)
 
     def eval_params(self):
         """The parameters to evaluate and sample with: the EMA when kept."""
