@@ -175,6 +175,27 @@ def test_permute_round_trip():
     np.testing.assert_array_equal(ld, 0.0)
 
 
+def test_permute_reversal_is_a_flip_with_the_gathers_values_and_gradients():
+    """A concrete reversal runs as lax.rev (no gather, and no scatter-add in its gradient)
+    and gives exactly what indexing with the permutation gives."""
+    d = 6
+    rev = Permute(np.arange(d)[::-1])
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, d))
+    np.testing.assert_array_equal(rev.forward(x), x[:, ::-1])
+    np.testing.assert_array_equal(rev.inverse(x), x[:, ::-1])
+    w = jnp.arange(1.0, d + 1)
+    loss = lambda b, x: jnp.sum(jnp.sin(b.forward(x)) * w) + jnp.sum(jnp.cos(b.inverse(x)) * w)
+    gathered = Permute(jnp.asarray(np.arange(d)[::-1]))  # concrete too: also takes the flip
+    indexed = lambda x: jnp.sum(jnp.sin(x[:, ::-1]) * w) + jnp.sum(jnp.cos(x[:, ::-1]) * w)
+    np.testing.assert_allclose(jax.grad(lambda x: loss(rev, x))(x), jax.grad(indexed)(x), rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(lambda x: loss(gathered, x))(x), jax.grad(indexed)(x), rtol=1e-6)
+    jaxpr = str(jax.make_jaxpr(jax.grad(lambda x: loss(rev, x)))(x))
+    assert "rev" in jaxpr and "gather" not in jaxpr and "scatter" not in jaxpr
+    # a traced reversal (a ScanChain row) still gathers, with the same values
+    np.testing.assert_array_equal(jax.jit(lambda p, x: Permute(p).forward(x))(np.arange(d)[::-1], x),
+                                  x[:, ::-1])
+
+
 def test_permute_traced_with_and_without_given_inverse():
     perm = np.array([3, 1, 0, 4, 2])
     x = jax.random.normal(jax.random.PRNGKey(0), (3, 5))

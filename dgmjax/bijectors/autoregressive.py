@@ -179,6 +179,10 @@ class Permute(distrax.Bijector):
             raise ValueError(f"`inverse_permutation` must have shape {permutation.shape}; got "
                              f"{inverse_permutation.shape}.")
         self._perm, self._inv = permutation, inverse_permutation
+        # A concrete reversal is applied as `jnp.flip` (lax.rev): it fuses with its neighbours
+        # and its gradient is another flip, where a gather's gradient is a scatter-add.
+        self._reversal = v.is_concrete(permutation) and np.array_equal(
+            np.asarray(permutation), np.arange(permutation.shape[0])[::-1])
         super().__init__(event_ndims_in=1, is_constant_jacobian=True)
 
     def _check(self, x, name):
@@ -187,8 +191,10 @@ class Permute(distrax.Bijector):
 
     def forward_and_log_det(self, x):
         self._check(x, "x")
-        return x[..., self._perm], jnp.zeros(x.shape[:-1], x.dtype)
+        y = jnp.flip(x, -1) if self._reversal else x[..., self._perm]
+        return y, jnp.zeros(x.shape[:-1], x.dtype)
 
     def inverse_and_log_det(self, y):
         self._check(y, "y")
-        return y[..., self._inv], jnp.zeros(y.shape[:-1], y.dtype)
+        x = jnp.flip(y, -1) if self._reversal else y[..., self._inv]
+        return x, jnp.zeros(y.shape[:-1], y.dtype)
