@@ -9,3 +9,15 @@ import tempfile
 
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="dgmjax-xla-cache-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+
+# The tests draw random numbers with jax's non-partitionable threefry. Under the default
+# (partitionable) one, XLA:CPU compiles every random initializer several times slower (a
+# PixelCNN `init` took 10 s to compile instead of 2 s), which dominated the suite's time.
+# No test depends on which stream it gets: the ones whose random models could degenerate
+# pick or build their models so that they do not (see tests/test_dequantization.py and
+# `_idf_with_moving_couplings`), and pass under both. Subprocesses inherit the variable.
+os.environ.setdefault("JAX_THREEFRY_PARTITIONABLE", "false")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_threefry_partitionable", os.environ["JAX_THREEFRY_PARTITIONABLE"] == "true")
