@@ -15,7 +15,11 @@ Sections:
               scan_layers=False vs plain distrax + flax (a Python list of
               layers in distrax.Chain) vs flowjax; examples/s and
               achieved GFLOP/s (matmul FLOPs of the step) beside the measured
-              peak of a large jnp.dot.
+              peak of a large jnp.dot. Every step but the scanned one donates
+              its state (each at its faster setting on CPU). Also
+              timed, in the same rounds: the step's matmuls alone, the dgmjax
+              gradient alone and the Adam update alone, which bound what any
+              implementation of the step can reach on this machine.
   compile     train-step compile time at 4, 16 and 64 layers (dgmjax scanned,
               dgmjax with scan_layers=False, and the plain loop), median of 3
               fresh compiles, each after the parameters are on the device.
@@ -76,8 +80,13 @@ def matmul_flops_per_step(kind: str, layers: int = LAYERS, batch: int = BATCH) -
     return 3.0 * fwd * layers
 
 
-def train_step_factory(log_prob, params, lr=1e-4):
-    """A jitted adam step on -mean log_prob(params, x), and its initial state."""
+def train_step_factory(log_prob, params, lr=1e-4, donate=True):
+    """A jitted adam step on -mean log_prob(params, x), and its initial state.
+
+    With `donate` the step's output reuses its input state's buffers; without it every
+    step allocates fresh buffers for the parameters and both Adam moments, which on CPU
+    doubles the time of the (memory-bound) Adam update alone.
+    """
     tx = optax.adam(lr)
 
     def step(state, x):
@@ -86,7 +95,71 @@ def train_step_factory(log_prob, params, lr=1e-4):
         updates, opt = tx.update(g, opt, p)
         return (optax.apply_updates(p, updates), opt), loss
 
-    return jax.jit(step), (params, tx.init(params))
+    return jax.jit(step, donate_argnums=(0,) if donate else ()), (params, tx.init(params))
+
+
+def conditioner_shapes(kind: str, layers: int = LAYERS) -> list[tuple[int, int, int]]:
+    """(in, hidden, out) of each layer's conditioner MLP in the throughput models."""
+    return [(D // 2, WIDTH, D) if kind == "realnvp" else (D, WIDTH, 2 * D)] * layers
+
+
+def matmuls_alone(kind: str):
+    """The step's dense matmuls and nothing else (same shapes, same FLOPs as
+    `matmul_flops_per_step`): per layer the two forward products, the two weight
+    gradients and the two input gradients, written as the contractions autodiff emits
+    (no explicit transposes). The outputs go into donated buffers, so nothing is
+    allocated or reduced: the ceiling of any implementation of the step."""
+    key = jax.random.PRNGKey(2)
+    weights = [(0.01 * jax.random.normal(key, (i, h)), 0.01 * jax.random.normal(key, (h, o)))
+               for i, h, o in conditioner_shapes(kind)]
+    i, _, o = conditioner_shapes(kind)[0]
+    x, g = jax.random.normal(key, (BATCH, i)), jax.random.normal(key, (BATCH, o))
+
+    def f(ws, x, g, outs):
+        del outs  # only their buffers are used
+        res = []
+        for w1, w2 in ws:
+            h = jnp.einsum("bi,ih->bh", x, w1)
+            gh = jnp.einsum("bo,ho->bh", g, w2)
+            res.append((jnp.einsum("bh,ho->bo", h, w2), jnp.einsum("bh,ih->bi", gh, w1),
+                        jnp.einsum("bh,bo->ho", h, g), jnp.einsum("bi,bh->ih", x, gh)))
+        return res
+
+    f = jax.jit(f, donate_argnums=3)
+    box = [jax.eval_shape(f, weights, x, g, None)]
+    box[0] = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), box[0])
+
+    def run():
+        box[0] = f(weights, x, g, box[0])
+        return box[0]
+
+    return run
+
+
+def gradient_alone(log_prob, params, x):
+    """value_and_grad of the loss, no optimizer (the gradients are the output)."""
+    f = jax.jit(jax.value_and_grad(lambda q: -jnp.mean(log_prob(q, x))))
+    return lambda: f(params)
+
+
+def adam_alone(params, lr=1e-4):
+    """The Adam update and its application, donated, on fixed gradients of `params`' shapes."""
+    tx = optax.adam(lr)
+    grads = jax.tree_util.tree_map(lambda a: 1e-3 * jnp.ones_like(a), params)
+
+    def update(state, g):
+        p, opt = state
+        u, opt = tx.update(g, opt, p)
+        return optax.apply_updates(p, u), opt
+
+    f = jax.jit(update, donate_argnums=(0,))
+    box = [(jax.tree_util.tree_map(jnp.copy, params), tx.init(params))]
+
+    def run():
+        box[0] = f(box[0], grads)
+        return box[0]
+
+    return run
 
 
 # ----------------------------------------------------------------------------- the contestants
@@ -167,37 +240,73 @@ def bench_throughput(rounds: int, steps: int) -> dict:
     peak = matmul_peak()
     x = jax.random.normal(jax.random.PRNGKey(1), (BATCH, D))
     entries = []
+
+    def add(kind, name, run, part=False, **extra):
+        block(run())  # compile (and a first call) outside the timing
+        entries.append(dict(kind=kind, name=name, run=run, times=[], part=part, **extra))
+
     for kind in ("realnvp", "maf"):
         for name, build in contestants().items():
             log_prob, params = build(kind, LAYERS)
-            step, state = train_step_factory(log_prob, params)
+            # Each contestant at its faster setting: donation made the Python-loop steps
+            # 5-8% faster on CPU and the scanned MAF's 1.2x slower (measured interleaved).
+            step, state = train_step_factory(log_prob, params, donate=name != "dgmjax")
             block(state)  # let the (asynchronous) parameter init finish before timing
+            box = [state]
             t = time.perf_counter()
-            state, loss = block(step(state, x))
+            box[0], loss = block(step(box[0], x))
             compile_s = time.perf_counter() - t
-            entries.append(dict(kind=kind, name=name, step=step, state=state, times=[],
+
+            def run(step=step, box=box):
+                box[0], loss = step(box[0], x)
+                return loss
+
+            entries.append(dict(kind=kind, name=name, run=run, times=[], part=False,
                                 compile_s=compile_s, loss0=float(loss)))
+        # Where a step's time goes: its parts timed alone, in the same rounds.
+        log_prob, params = dgmjax_loop_model(kind, LAYERS)
+        block(params)
+        add(kind, "part: the matmuls alone", matmuls_alone(kind), part=True)
+        add(kind, "part: dgmjax gradient alone (no optimizer)", gradient_alone(log_prob, params, x),
+            part=True)
+        add(kind, "part: Adam update alone (donated)", adam_alone(params), part=True)
     for _ in range(rounds):  # round-robin: every contestant in every round
         for e in entries:
-            state = e["state"]
             t = time.perf_counter()
             for _ in range(steps):
-                state, loss = e["step"](state, x)
-            block(loss)
+                out = e["run"]()
+            block(out)
             e["times"].append((time.perf_counter() - t) / steps)
-            e["state"] = state
     rows = []
     for e in entries:
         sec = statistics.median(e["times"])
-        flops = matmul_flops_per_step(e["kind"])
-        rows.append(dict(model=f"{e['kind']} 784-D, {LAYERS} layers x {WIDTH}", implementation=e["name"],
-                         step_ms=1e3 * sec, examples_per_s=BATCH / sec, gflops=flops / sec / 1e9,
-                         fraction_of_peak=flops / sec / 1e9 / peak, compile_s=e["compile_s"]))
+        row = dict(model=f"{e['kind']} 784-D, {LAYERS} layers x {WIDTH}", implementation=e["name"],
+                   step_ms=1e3 * sec, times_ms=[1e3 * t for t in e["times"]],
+                   compile_s=e.get("compile_s"))
+        if not e["name"].startswith("part: Adam"):
+            flops = matmul_flops_per_step(e["kind"])
+            row.update(examples_per_s=None if e["part"] else BATCH / sec, gflops=flops / sec / 1e9,
+                       fraction_of_peak=flops / sec / 1e9 / peak)
+        rows.append(row)
     for kind in ("realnvp", "maf"):
-        ref = next(r for r in rows if r["model"].startswith(kind) and r["implementation"] == "dgmjax")
-        for r in rows:
-            if r["model"].startswith(kind):
+        mine = [r for r in rows if r["model"].startswith(kind)]
+        ref = next(r for r in mine if r["implementation"] == "dgmjax")
+        loop = next(r for r in mine if r["implementation"] == "dgmjax scan_layers=False")
+        plain = next(r for r in mine if r["implementation"] == "distrax+flax loop")
+        for r in mine:
+            if not r["implementation"].startswith("part:"):
                 r["dgmjax_speedup"] = r["step_ms"] / ref["step_ms"]
+                # Paired by round (the same seconds of the shared machine): the median of the
+                # per-round ratios, and its range.
+                ratios = [a / b for a, b in zip(r["times_ms"], plain["times_ms"], strict=True)]
+                r["vs_plain"] = statistics.median(ratios)
+                r["vs_plain_range"] = f"{min(ratios):.2f}-{max(ratios):.2f}"
+        grad = next(r for r in mine if r["implementation"].startswith("part: dgmjax gradient"))
+        adam = next(r for r in mine if r["implementation"].startswith("part: Adam"))
+        both = grad["step_ms"] + adam["step_ms"]
+        flops = matmul_flops_per_step(kind)
+        rows.append(dict(model=loop["model"], implementation="sum: gradient alone + Adam alone",
+                         step_ms=both, gflops=flops / both / 1e6, fraction_of_peak=flops / both / 1e6 / peak))
     return dict(matmul_peak_gflops=peak, rows=rows)
 
 
@@ -294,7 +403,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sections", default="throughput,compile,sampling")
     parser.add_argument("--maf_workdir", default="runs/maf_mnist")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--num_samples", type=int, default=64)
     parser.add_argument("--out", default=str(RESULTS / "flows"))
@@ -315,7 +424,13 @@ def main():
                fmt_table(r["rows"], [("model", "model"), ("implementation", "implementation"),
                                      ("step ms", "step_ms"), ("examples/s", "examples_per_s"),
                                      ("GFLOP/s", "gflops"), ("of peak", "fraction_of_peak"),
-                                     ("time / dgmjax", "dgmjax_speedup"), ("compile s", "compile_s")]), ""]
+                                     ("time / dgmjax", "dgmjax_speedup"),
+                                     ("time / plain loop (paired by round)", "vs_plain"),
+                                     ("range over rounds", "vs_plain_range"),
+                                     ("compile s", "compile_s")]),
+               "\nRows marked `part:` time one piece of the dgmjax (scan_layers=False) step alone, in "
+               "the same rounds; their GFLOP/s still count the whole step's matmul FLOPs, so the "
+               "`sum:` row is the best a step made of those pieces run one after the other could do.\n", ""]
     if "compile" in sections:
         r = bench_compile()
         results["compile"] = r
