@@ -1,6 +1,7 @@
 """PixelCNN (autoregressive property, exact sums) and integer discrete flows (exact round trips)."""
 
 import itertools
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,7 @@ import pytest
 from dgmjax.models import IntegerDiscreteFlow, PixelCNN
 
 
+@partial(jax.jit, static_argnums=2)  # one program: eagerly, every leaf's draw compiled its own
 def perturb(params, key, scale=0.3):
     leaves, tree = jax.tree_util.tree_flatten(params)
     keys = jax.random.split(key, len(leaves))
@@ -92,9 +94,14 @@ def test_integer_flow_round_trips_integers_exactly():
     assert np.all(np.asarray(z) == np.round(np.asarray(z)))  # integers
     assert not np.array_equal(np.asarray(z), np.asarray(x, np.float32))  # a real transformation
     np.testing.assert_array_equal(decode(params, z), x)
-    log_p = jax.jit(model.apply)(params, x)
+    def loss(p):
+        log_p = model.apply(p, x)
+        return -log_p.mean(), log_p
+
+    # one jitted program for the likelihood and its gradient (run eagerly, op by op, the
+    # gradient through the scanned couplings took most of this test's minute)
+    (_, log_p), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
     assert np.all(np.isfinite(log_p)) and np.all(log_p < 0)
-    grads = jax.grad(lambda p: -model.apply(p, x).mean())(params)
     coupling_grads = jax.tree_util.tree_leaves(grads["params"]["coupling_0"])
     assert all(np.all(np.isfinite(g)) for g in coupling_grads)
     assert any(np.any(g != 0) for g in coupling_grads)  # straight-through reaches the couplings
