@@ -10,6 +10,11 @@ run). The prior always gets the full rate. Beside them, the independent-pixel
 baseline: each pixel's empirical histogram over the training set (add-1/2
 smoothing), which any model of the pixels should beat. All in exact test
 bits/dim. Writes a Markdown table and a JSON file.
+
+The model is `tasks.make_model` of the config's model section, the optimizer
+`dgmjax.training.make_optimizer` of its optimizer section (one per parameter
+group, in `optax.multi_transform`), and the training `dgmjax.training.train`
+(no EMA: the raw parameters are evaluated).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -26,11 +32,16 @@ import numpy as np
 import optax
 
 from dgmjax.data import ArrayBatches, load_images
-from dgmjax.tasks import make_model
-from dgmjax.training.config import load_config
-from dgmjax.training.optim import make_optimizer
+from dgmjax.training import TrainState, make_optimizer, train
 
-CONFIG = Path(__file__).parent / "configs" / "idf.py"
+_HERE = Path(__file__).resolve().parent
+if str(_HERE) not in sys.path:  # the application's modules, and the configs' `from configs import ...`
+    sys.path.insert(0, str(_HERE))
+
+from main import load_config  # noqa: E402
+from tasks import make_model  # noqa: E402
+
+CONFIG = _HERE / "configs" / "idf.py"
 
 
 def histogram_bpd(train: np.ndarray, test: np.ndarray, num_levels: int) -> float:
@@ -42,43 +53,53 @@ def histogram_bpd(train: np.ndarray, test: np.ndarray, num_levels: int) -> float
     return float(-ll.mean() / train.shape[1] / math.log(2))
 
 
-def train_idf(config, train, test, coupling_lr_scale: float, num_steps: int):
-    model_cfg = dict(config.model)
-    model = make_model(model_cfg.pop("name"), model_cfg, image_shape=train.image_shape,
-                       num_levels=train.num_levels)
-    images, test_images = train.arrays()["image"], jnp.asarray(test.arrays()["image"])
-    num_dims = math.prod(train.image_shape)
+def train_idf(config, train_data, test_data, coupling_lr_scale: float, num_steps: int):
+    model_cfg = config.model.to_dict()
+    model = make_model(model_cfg.pop("name"), model_cfg, image_shape=train_data.image_shape,
+                       num_levels=train_data.num_levels)
+    images, test_images = train_data.arrays()["image"], jnp.asarray(test_data.arrays()["image"])
+    num_dims = math.prod(train_data.image_shape)
     batch_size = int(config.train.batch_size)
     key = jax.random.PRNGKey(int(config.seed))
-    batches = iter(ArrayBatches({"image": images}, batch_size, key=key))
-    params = model.init(key, next(batches)["image"])
+    batches = ArrayBatches({"image": images}, batch_size, key=key)
+    params = model.init(key, batches(0)["image"])
 
     def bpd(p, x):
         return -model.apply(p, x).mean() / num_dims / math.log(2)
 
-    opt_cfg = dict(config.optimizer)
+    def loss_fn(key, p, batch):
+        del key  # the integer flow's likelihood is exact: no randomness
+        return bpd(p, batch["image"]), {}
+
+    settings = {**config.optimizer.to_dict(), "num_steps": num_steps}
     coupling_opt = (optax.set_to_zero() if coupling_lr_scale == 0 else make_optimizer(
-        {**opt_cfg, "learning_rate": opt_cfg["learning_rate"] * coupling_lr_scale}, num_steps))
+        **{**settings, "learning_rate": settings["learning_rate"] * coupling_lr_scale}))
     labels = jax.tree_util.tree_map_with_path(
         lambda path, _: "prior" if "prior" in jax.tree_util.keystr(path) else "coupling", params)
-    opt = optax.multi_transform({"prior": make_optimizer(opt_cfg, num_steps),
-                                 "coupling": coupling_opt}, labels)
-    state = opt.init(params)
-
-    @jax.jit
-    def step(p, s, x):
-        loss, g = jax.value_and_grad(bpd)(p, x)
-        updates, s = opt.update(g, s, p)
-        return optax.apply_updates(p, updates), s, loss
+    opt = optax.multi_transform({"prior": make_optimizer(**settings), "coupling": coupling_opt}, labels)
+    state = TrainState.create(params=params, tx=opt)  # no EMA, as the recorded runs
 
     evaluate = jax.jit(bpd)
     init_bpd = float(evaluate(params, test_images))
+    # Batch 0 initialized the model; step t trains on batch t + 1, the order of the recorded runs.
+    train_batches = lambda step: batches(step + 1)
+    # The last step's loss: its batch at the parameters before its update (a hook after step
+    # num_steps - 1, evaluated at once: on accelerators the next step donates those buffers).
+    last = {}
+
+    def last_step_loss(step, s):
+        if step == num_steps - 1:
+            last["bpd"] = float(evaluate(s.params, train_batches(step)["image"]))
+
+    evaluate(params, train_batches(0)["image"])  # compiled at the batch's shape outside the timing
+    if num_steps == 1:
+        last_step_loss(0, state)
     start = time.time()
-    for _ in range(num_steps):
-        params, state, loss = step(params, state, next(batches)["image"])
+    state = train(loss_fn, state, train_batches, num_steps=num_steps, key=key, verbose=False,
+                  hooks=[(num_steps - 1, last_step_loss)] if num_steps > 1 else [])
     wall = time.time() - start
-    return {"test_bpd_init": init_bpd, "test_bpd": float(evaluate(params, test_images)),
-            "train_bpd_last_batch": float(loss), "wall_s": wall}
+    return {"test_bpd_init": init_bpd, "test_bpd": float(evaluate(state.params, test_images)),
+            "train_bpd_last_batch": last["bpd"], "wall_s": wall}
 
 
 def main():
@@ -88,13 +109,13 @@ def main():
     args = parser.parse_args()
     config = load_config(CONFIG)
     num_steps = args.num_steps or int(config.train.num_steps)
-    train, test = load_images("digits", "train"), load_images("digits", "test")
+    train_data, test_data = load_images("digits", "train"), load_images("digits", "test")
 
     rows = [{"run": "independent pixels (training histograms)",
-             "test_bpd": histogram_bpd(np.asarray(train.arrays()["image"]),
-                                       np.asarray(test.arrays()["image"]), train.num_levels)}]
+             "test_bpd": histogram_bpd(np.asarray(train_data.arrays()["image"]),
+                                       np.asarray(test_data.arrays()["image"]), train_data.num_levels)}]
     for scale in (0.0, 0.1, 1.0):
-        result = train_idf(config, train, test, scale, num_steps)
+        result = train_idf(config, train_data, test_data, scale, num_steps)
         rows.append({"run": f"IDF, coupling learning rate x {scale:g}", **result})
         print(rows[-1], flush=True)
 

@@ -10,24 +10,71 @@ with the same workdir resumes from the latest checkpoint.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from absl import app, flags, logging
-from ml_collections import config_flags
+from ml_collections import ConfigDict, config_flags
 
-from dgmjax.training.config import check_config_overrides
+_HERE = Path(__file__).resolve().parent
+_DEFAULT = str(_HERE / "configs" / "default.py")
+if str(_HERE) not in sys.path:  # configs import their siblings as `configs.NAME`, as in the Flax examples
+    sys.path.insert(0, str(_HERE))
 
-_DEFAULT = str(Path(__file__).resolve().parent / "configs" / "default.py")
+
+def load_config(path: str | Path) -> ConfigDict:
+    """`get_config()` of a config file; an optional ':arg' suffix is passed to it."""
+    path, arg = str(path), None
+    if ":" in Path(path).name:
+        path, arg = path.rsplit(":", 1)
+    if not Path(path).is_file():
+        raise ValueError(f"`--config` file {path!r} does not exist.")
+    spec = importlib.util.spec_from_file_location("_dgmjax_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"`--config` file {path!r} must define get_config().")
+    return module.get_config(arg) if arg is not None else module.get_config()
+
+
+def check_config_overrides(argv: Sequence[str], default_config: str, flag: str = "config") -> None:
+    """Raises ValueError for any `--config.a.b=...` whose key does not exist in the config.
+
+    ml_collections would otherwise fail deep inside flag parsing with a bare
+    AttributeError; this names the key and lists the keys that do exist.
+    """
+    path, overrides = default_config, []
+    for i, arg in enumerate(argv):
+        if arg.startswith(f"--{flag}="):
+            path = arg.split("=", 1)[1]
+        elif arg == f"--{flag}" and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif arg.startswith(f"--{flag}."):
+            overrides.append(arg[len(flag) + 3:].split("=", 1)[0])
+    if not overrides:
+        return
+    config = load_config(path)
+    for dotted in overrides:
+        node, walked = config, []
+        for part in dotted.split("."):
+            keys = list(node.keys()) if isinstance(node, (ConfigDict, dict)) else []
+            if part not in keys:
+                where = ".".join(walked) or "the top level"
+                raise ValueError(f"config key {dotted!r} (from --{flag}.{dotted}) does not exist in {path}; "
+                                 f"keys at {where}: {sorted(keys)}.")
+            node = node[part]
+            walked.append(part)
+
 
 if __name__ == "__main__":
     # config_flags reads --config.* overrides from sys.argv while the flag is defined and
     # fails on an unknown key with a bare AttributeError; name the key first.
     check_config_overrides(sys.argv[1:], _DEFAULT)
 
-_CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT, "Experiment config file.",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT, "Experiment config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")
 flags.mark_flags_as_required(["workdir"])
 
@@ -49,9 +96,12 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; -v 0 shows them
     _enable_compilation_cache()
-    from dgmjax.training import train_and_evaluate
+    from train import train_and_evaluate
 
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    try:
+        train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except KeyboardInterrupt:  # the loop saved a checkpoint and said so
+        sys.exit(130)
 
 
 if __name__ == "__main__":

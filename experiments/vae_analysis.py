@@ -4,11 +4,12 @@
         [--num_test=2000] [--iwae_samples=5000] [--surgery_points=2000] [--out=experiments/results/vae]
 
 For each workdir (written by experiments/main.py with a "vae" model) it
-reloads the config and the trained parameters and reports, on the first
-`num_test` test images: the ELBO and its terms, the IWAE bound with k
-samples (drawn in chunks, so k = 5000 fits), the gap IWAE - ELBO (an
-estimate of KL(q(z|x) || p(z|x))), and ELBO surgery on `surgery_points`
-test images: reconstruction - mutual information - marginal KL, with the
+reloads the config and the trained parameters and reports, on `num_test`
+test images drawn at random (seed 0, the same images for every workdir):
+the ELBO and its terms, the IWAE bound with k samples (drawn in chunks, so
+k = 5000 fits), the gap IWAE - ELBO (an
+estimate of KL(q(z|x) || p(z|x))), and ELBO surgery on the first `surgery_points`
+of them: reconstruction - mutual information - marginal KL, with the
 mutual information against its bound log n. Writes one Markdown table and a
 JSON file.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -25,11 +27,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dgmjax.data import IMAGE_DATASETS, TOY_DENSITIES
-from dgmjax.tasks import build_task, make_model
-from dgmjax.training import load_params
-from dgmjax.vae.objectives import gaussian_kl, iwae_bound
-from dgmjax.vae.surgery import elbo_surgery
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tasks import build_task, vae_distributions  # noqa: E402
+
+from dgmjax.objectives import elbo_surgery, iwae_bound  # noqa: E402
+from dgmjax.training import load_params  # noqa: E402
 
 
 def _config_from_workdir(workdir: Path):
@@ -41,18 +43,22 @@ def _config_from_workdir(workdir: Path):
 def analyse(workdir: Path, num_test: int, iwae_samples: int, surgery_points: int, batch: int,
             chunk: int, seed: int = 0) -> dict:
     config = _config_from_workdir(workdir)
-    task = build_task(config)  # loads the test split exactly as training did
-    model_cfg = config.model.to_dict()
-    model_cfg.pop("name")
-    x_all = np.asarray(task.test_arrays["x"])[:num_test]
-    num_levels = None if config.data.name in TOY_DENSITIES else IMAGE_DATASETS[config.data.name].num_levels
-    vae = make_model("vae", model_cfg, data_shape=x_all.shape[1:], num_levels=num_levels)
+    task = build_task(config)  # the model and test split exactly as training had them
+    vae = task.loss_fn.keywords["model"]
+    # A fixed random subset: the binarized-MNIST test file is sorted by digit class, so its first
+    # images would be nearly all zeros and ones.
+    test = np.asarray(task.test_arrays["x"])
+    x_all = test[np.random.default_rng(seed).permutation(len(test))[:num_test]]
     params = load_params(workdir, ema=False)
     key = jax.random.PRNGKey(seed)
     t0 = time.time()
 
-    terms_fn = jax.jit(lambda x, k: vae.apply(params, x, k))
-    log_w_fn = jax.jit(lambda x, k: vae.apply(params, x, k, chunk, method=vae.log_weights))
+    terms_fn = jax.jit(lambda x, k: vae.apply(params, k, x))
+
+    @jax.jit
+    def iwae_fn(x, k):
+        return iwae_bound(k, x, *vae_distributions(vae, params, x), iwae_samples, chunk_size=chunk)
+
     elbo, rec, kl, iwae = [], [], [], []
     for start in range(0, len(x_all), batch):
         x = jnp.asarray(x_all[start:start + batch])
@@ -61,41 +67,21 @@ def analyse(workdir: Path, num_test: int, iwae_samples: int, surgery_points: int
         elbo.append(np.asarray(t["elbo"]))
         rec.append(np.asarray(t["reconstruction"]))
         kl.append(np.asarray(t["kl"]))
-        iwae.append(np.asarray(iwae_bound(jax.random.fold_in(k, 1), lambda kk, x=x: log_w_fn(x, kk),
-                                          iwae_samples, chunk_size=chunk)))
+        iwae.append(np.asarray(iwae_fn(x, jax.random.fold_in(k, 1))))
     elbo, rec, kl, iwae = (np.concatenate(a).astype(np.float64) for a in (elbo, rec, kl, iwae))
     eval_seconds = time.time() - t0
 
-    # ELBO surgery on the first `surgery_points` test images.
+    # ELBO surgery on the first `surgery_points` test images: q(z | x_j) for every pair, in chunks.
     n = min(surgery_points, len(x_all))
-    xs = jnp.asarray(x_all[:n])
-    bound = vae.bind(params)
-    enc = jax.jit(lambda x: vae.apply(params, x, method=vae.encode))
-    encoded = [enc(xs[i:i + batch]) for i in range(0, n, batch)]
-    mean = jnp.concatenate([e[0] for e in encoded])
-    log_std = jnp.concatenate([e[1] for e in encoded])
-    extra = jnp.concatenate([e[2] for e in encoded])
-
-    def sample_fn(k, idx):
-        z, log_q = bound.posterior_sample(k, (mean[idx], log_std[idx], extra[idx]), 1)
-        return jnp.swapaxes(z, 0, 1), jnp.swapaxes(log_q, 0, 1)
-
-    def log_q_fn(z, idx):
-        # log q(z_r | x_j) for every pair: the batch axis of the posterior is the j axis
-        zz = jnp.broadcast_to(z[:, None, :], (z.shape[0], idx.shape[0], z.shape[1]))
-        return bound.posterior_log_prob(zz, (mean[idx], log_std[idx], extra[idx]))
-
-    prior = lambda z: bound.prior_log_prob(z)
-    closed = None
-    if vae.posterior == "gaussian" and vae.prior == "standard":
-        closed = np.asarray(gaussian_kl(mean, log_std))
+    encoder = lambda x: vae.apply(params, x, method=vae.posterior)
+    prior = vae.apply(params, method=vae.prior_distribution)
     t1 = time.time()
-    surgery = elbo_surgery(jax.random.fold_in(key, 7), n, sample_fn, log_q_fn, prior, num_samples=1,
-                           chunk_size=min(250, n), kl_per_point=closed, reconstruction=rec[:n])
+    surgery = elbo_surgery(jax.random.fold_in(key, 7), jnp.asarray(x_all[:n]), encoder, prior,
+                           chunk_size=min(250, n), reconstruction=rec[:n])
     surgery_seconds = time.time() - t1
     se = lambda a: float(a.std(ddof=1) / math.sqrt(a.size))
     return {
-        "workdir": str(workdir), "prior": vae.prior, "posterior": vae.posterior,
+        "workdir": str(workdir), "prior": config.model.prior, "posterior": config.model.posterior,
         "num_test": len(x_all), "iwae_samples": iwae_samples,
         "elbo": float(elbo.mean()), "elbo_se": se(elbo), "reconstruction": float(rec.mean()),
         "kl": float(kl.mean()), "nll_iwae": float(-iwae.mean()), "nll_iwae_se": se(iwae),
@@ -132,7 +118,6 @@ def main():
     parser.add_argument("--chunk", type=int, default=500)
     parser.add_argument("--out", default="experiments/results/vae")
     args = parser.parse_args()
-    jax.config.update("jax_compilation_cache_dir", str(Path("~/.cache/dgmjax/xla").expanduser()))
     results = []
     for w in args.workdirs.split(","):
         r = analyse(Path(w), args.num_test, args.iwae_samples, args.surgery_points, args.batch,

@@ -1,4 +1,15 @@
-"""Data: loaders (digits, tfds mock data), toy densities, and the batch iterators."""
+"""Data: loaders (digits, synthetic and real original files), toy densities, and the batch iterators."""
+
+import gzip
+import hashlib
+import io
+import re
+import struct
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -14,6 +25,7 @@ from dgmjax.data import (
     sample_toy,
     toy_log_prob,
 )
+from dgmjax.data import images as image_files
 
 # ----------------------------------------------------------------------------- digits
 
@@ -31,46 +43,226 @@ def test_digits_split_is_fixed_and_disjoint():
     assert set(np.unique(test.labels)) == set(range(10))
 
 
-# ----------------------------------------------------------------------------- tfds (mock data)
-tfds = pytest.importorskip("tensorflow_datasets")
+# ----------------------------------------------------------------------------- original files
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+AMAT = {"train": "binarized_mnist_train.amat", "validation": "binarized_mnist_valid.amat",
+        "test": "binarized_mnist_test.amat"}
 
 
-@pytest.mark.parametrize("name, shape", [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)),
-                                         ("cifar10", (32, 32, 3))])
-def test_tfds_loaders_on_mock_data(name, shape, tmp_path):
-    with tfds.testing.mock_data(num_examples=12):
-        data = load_images(name, "train", data_dir=str(tmp_path))
-    assert isinstance(data, ImageData)
-    assert data.images.shape == (12,) + shape and data.images.dtype == np.uint8
-    assert data.num_levels == 256 and data.labels.shape == (12,)
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
 
 
-def test_binarized_mnist_loader_on_mock_data(tmp_path):
-    import tensorflow as tf
-
-    def as_dataset(self, split, *args, **kwargs):
-        images = np.random.default_rng(0).integers(0, 2, (9, 28, 28, 1)).astype(np.uint8)
-        return tf.data.Dataset.from_tensor_slices({"image": images})
-
-    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
-        data = load_images("binarized_mnist", "validation", data_dir=str(tmp_path))
-    assert data.images.shape == (9, 28, 28, 1) and data.num_levels == 2 and data.labels is None
-    # the default mock fills uint8 images with 0..255, which the loader rejects for 2 levels
-    with tfds.testing.mock_data(num_examples=4), pytest.raises(ValueError, match=r"\[0, 2\)"):
-        load_images("binarized_mnist", "test", data_dir=str(tmp_path))
+def _write_idx_gz(path, array) -> str:
+    """An IDX file (magic 0x0800 + ndim, big-endian sizes, uint8 data), gzipped; returns its md5."""
+    data = gzip.compress(struct.pack(f">{1 + array.ndim}I", 2048 + array.ndim, *array.shape)
+                         + array.astype(np.uint8).tobytes())
+    path.write_bytes(data)
+    return _md5(data)
 
 
-def test_loader_bad_inputs(tmp_path):
+def _write_mnist_like(folder, sizes=(("train", 7), ("test", 3)), seed=0):
+    """Random IDX files in `folder`: {split: (images (N, 28, 28), labels)}, and their md5 table."""
+    rng, arrays, md5 = np.random.default_rng(seed), {}, {}
+    for split, n in sizes:
+        images, labels = rng.integers(0, 256, (n, 28, 28)), rng.integers(0, 10, n)
+        md5[IDX_FILES[split][0]] = _write_idx_gz(folder / IDX_FILES[split][0], images)
+        md5[IDX_FILES[split][1]] = _write_idx_gz(folder / IDX_FILES[split][1], labels)
+        arrays[split] = images, labels
+    return arrays, md5
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_idx_loader_on_synthetic_files(name, tmp_path, monkeypatch):
+    arrays, md5 = _write_mnist_like(tmp_path)
+    monkeypatch.setitem(image_files.MD5, name, md5)
+    for split, (images, labels) in arrays.items():
+        data = load_images(name, split, manual_dir=str(tmp_path))
+        assert isinstance(data, ImageData) and data.split == split and data.num_levels == 256
+        assert data.images.shape == (len(labels), 28, 28, 1) and data.images.dtype == np.uint8
+        assert data.labels.dtype == np.int32
+        np.testing.assert_array_equal(data.images[..., 0], images)
+        np.testing.assert_array_equal(data.labels, labels)
+    images, labels = arrays["train"]
+    for split, sl in [("train[:5]", np.s_[:5]), ("train[5:]", np.s_[5:]), ("train[2:4]", np.s_[2:4]),
+                      ("train[-2:]", np.s_[-2:]), ("train[:]", np.s_[:])]:
+        data = load_images(name, split, manual_dir=str(tmp_path))
+        np.testing.assert_array_equal(data.images[..., 0], images[sl])
+        np.testing.assert_array_equal(data.labels, labels[sl])
+        assert data.split == split
+
+
+def test_binarized_mnist_loader_on_synthetic_amat(tmp_path, monkeypatch):
+    """Plain .amat and gzipped .amat.gz both load; the md5 is that of the uncompressed text."""
+    rng, bits, md5 = np.random.default_rng(1), {}, {}
+    for split, n in [("train", 6), ("validation", 4), ("test", 5)]:
+        bits[split] = rng.integers(0, 2, (n, 784))
+        text = "".join(" ".join(map(str, row)) + "\n" for row in bits[split]).encode()
+        md5[AMAT[split]] = _md5(text)
+        gzipped = split != "train"
+        (tmp_path / (AMAT[split] + ".gz" * gzipped)).write_bytes(gzip.compress(text) if gzipped else text)
+    monkeypatch.setitem(image_files.MD5, "binarized_mnist", md5)
+    for split, expected in bits.items():
+        data = load_images("binarized_mnist", split, manual_dir=str(tmp_path))
+        assert data.images.shape == (len(expected), 28, 28, 1) and data.images.dtype == np.uint8
+        assert data.num_levels == 2 and data.labels is None
+        np.testing.assert_array_equal(data.images.reshape(-1, 784), expected)
+    data = load_images("binarized_mnist", "validation[1:3]", manual_dir=str(tmp_path))
+    np.testing.assert_array_equal(data.images.reshape(-1, 784), bits["validation"][1:3])
+    # a file that is not in the .amat layout is refused, naming it
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / AMAT["test"]).write_bytes(b"0,1\n")
+    monkeypatch.setitem(image_files.MD5["binarized_mnist"], AMAT["test"], _md5(b"0,1\n"))
+    with pytest.raises(ValueError, match="binarized_mnist_test.amat' is not a binarized MNIST"):
+        load_images("binarized_mnist", "test", manual_dir=str(bad))
+
+
+def test_cifar10_loader_on_synthetic_tar(tmp_path, monkeypatch):
+    """Records are 1 label byte + R, G, B planes; the loader returns NHWC."""
+    rng, batches = np.random.default_rng(2), {}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for batch, n in [*((f"data_batch_{i}.bin", 2) for i in range(1, 6)), ("test_batch.bin", 3)]:
+            images, labels = rng.integers(0, 256, (n, 32, 32, 3)), rng.integers(0, 10, n)
+            planes = images.transpose(0, 3, 1, 2).reshape(n, 3072)
+            record = np.concatenate([labels[:, None], planes], 1).astype(np.uint8).tobytes()
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{batch}")
+            info.size = len(record)
+            tar.addfile(info, io.BytesIO(record))
+            batches[batch] = images, labels
+    (tmp_path / "cifar-10-binary.tar.gz").write_bytes(buffer.getvalue())
+    monkeypatch.setitem(image_files.MD5, "cifar10", {"cifar-10-binary.tar.gz": _md5(buffer.getvalue())})
+    train = load_images("cifar10", "train", manual_dir=str(tmp_path))
+    test = load_images("cifar10", "test[1:]", manual_dir=str(tmp_path))
+    assert train.images.shape == (10, 32, 32, 3) and train.images.dtype == np.uint8
+    assert train.num_levels == 256 and train.labels.dtype == np.int32
+    order = [f"data_batch_{i}.bin" for i in range(1, 6)]
+    np.testing.assert_array_equal(train.images, np.concatenate([batches[b][0] for b in order]))
+    np.testing.assert_array_equal(train.labels, np.concatenate([batches[b][1] for b in order]))
+    np.testing.assert_array_equal(test.images, batches["test_batch.bin"][0][1:])
+    np.testing.assert_array_equal(test.labels, batches["test_batch.bin"][1][1:])
+
+
+def test_loader_wrong_checksum_names_the_file(tmp_path):
+    _write_mnist_like(tmp_path)  # random files: their md5s are not the published ones
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte.gz' has md5 \w{32}; "
+                                         r"expected 9fb629c4189551a2d022fa330f9573f3"):
+        load_images("mnist", "test", manual_dir=str(tmp_path))
+    assert (tmp_path / "t10k-images-idx3-ubyte.gz").exists()  # a manual file is never deleted
+
+
+def _serve(monkeypatch, files: dict, calls: list):
+    """Replaces urlopen with one that serves `files` by name (or fails like an offline machine)."""
+    def urlopen(url, timeout=None):
+        calls.append((url, timeout))
+        fname = url.rsplit("/", 1)[-1]
+        if fname not in files:
+            raise urllib.error.URLError(OSError(101, "Network is unreachable"))
+        return io.BytesIO(files[fname])
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+
+
+def test_loader_downloads_into_cache_once_and_drops_corrupt_files(tmp_path, monkeypatch):
+    source, cache = tmp_path / "source", tmp_path / "cache"
+    source.mkdir()
+    arrays, md5 = _write_mnist_like(source)
+    monkeypatch.setitem(image_files.MD5, "mnist", md5)
+    calls = []
+    _serve(monkeypatch, {f.name: f.read_bytes() for f in source.iterdir()}, calls)
+    monkeypatch.setenv("DGMJAX_DATA_DIR", str(cache))
+    data = load_images("mnist", "test")
+    np.testing.assert_array_equal(data.images[..., 0], arrays["test"][0])
+    url = "https://storage.googleapis.com/cvdf-datasets/mnist/"
+    assert [c[0] for c in calls] == [url + f for f in IDX_FILES["test"]] and calls[0][1] <= 60
+    assert sorted(p.name for p in (cache / "mnist").iterdir()) == sorted(IDX_FILES["test"])
+    load_images("mnist", "test")
+    assert len(calls) == 2  # the second load reads the cache
+    # a cached file that fails its checksum is deleted, so that the next call downloads it again
+    monkeypatch.setitem(image_files.MD5["mnist"], "t10k-labels-idx1-ubyte.gz", "0" * 32)
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz' has md5 .* expected 0{32}"):
+        load_images("mnist", "test[:2]", data_dir=str(cache))
+    assert not (cache / "mnist" / "t10k-labels-idx1-ubyte.gz").exists()
+
+
+@pytest.mark.parametrize("name, fname", [("mnist", "train-labels-idx1-ubyte.gz"),
+                                         ("binarized_mnist", "binarized_mnist_train.amat"),
+                                         ("cifar10", "cifar-10-binary.tar.gz")])
+def test_loader_offline_fails_fast_naming_manual_dir(name, fname, tmp_path, monkeypatch):
+    calls = []
+    _serve(monkeypatch, {}, calls)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="Network is unreachable") as info:
+        load_images(name, "train", data_dir=str(tmp_path))
+    assert time.perf_counter() - start < 0.5
+    message = str(info.value)
+    assert len(calls) == 1 and message.count("manual_dir") == 1 and message.count(fname) >= 1
+    assert f"downloading {calls[0][0]} for {name!r} failed" in message
+    if name == "mnist":  # each file is listed once (the failing one also shows in its URL)
+        assert message.count("train-labels-idx1-ubyte.gz") == 1
+    assert not any(tmp_path.rglob("*.partial")) and not any(tmp_path.rglob(fname))
+
+
+def test_missing_manual_files_are_named_once(tmp_path):
+    empty = tmp_path / "manual"
+    empty.mkdir()
+    with pytest.raises(ValueError) as info:
+        load_images("mnist", "train", manual_dir=str(empty), data_dir=str(tmp_path / "cache"))
+    message = str(info.value)
+    assert message.count("manual_dir") == 1 and message.count(str(empty)) == 1
+    for fname in IDX_FILES["train"]:
+        assert message.count(fname) == 1
+    assert "t10k" not in message and not (tmp_path / "cache").exists()  # nothing downloaded
+    (empty / (AMAT["validation"] + ".gz")).write_bytes(b"")
+    with pytest.raises(ValueError, match=r"lacks \['binarized_mnist_test.amat'\]") as info:
+        load_images("binarized_mnist", "test", manual_dir=str(empty))
+    assert str(info.value).count("manual_dir") == 1 and str(info.value).count("amat.gz") == 1
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="no local copy of the MNIST files")
+def test_real_mnist_test_split():
+    folder = SHARED_DATA / "mnist"
+    with gzip.open(folder / "t10k-images-idx3-ubyte.gz") as f:  # decoded here independently
+        assert struct.unpack(">4I", f.read(16)) == (2051, 10000, 28, 28)
+        first_sum = sum(f.read(784))
+    with gzip.open(folder / "t10k-labels-idx1-ubyte.gz") as f:
+        assert struct.unpack(">2I", f.read(8)) == (2049, 10000)
+        first_label = f.read(1)[0]
+    data = load_images("mnist", "test", manual_dir=str(folder))
+    assert data.images.shape == (10000, 28, 28, 1) and data.images.dtype == np.uint8
+    assert data.labels.dtype == np.int32 and set(np.unique(data.labels)) == set(range(10))
+    assert first_label == 7 and data.labels[0] == 7
+    assert int(data.images[0].sum()) == first_sum
+    head = load_images("mnist", "test[:2000]", manual_dir=str(folder))
+    np.testing.assert_array_equal(head.images, data.images[:2000])
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "binarized_mnist").is_dir(), reason="no local copy of binarized MNIST")
+def test_real_binarized_mnist_test_split():
+    folder = SHARED_DATA / "binarized_mnist"
+    data = load_images("binarized_mnist", "test", manual_dir=str(folder))
+    assert data.images.shape == (10000, 28, 28, 1) and data.images.dtype == np.uint8
+    assert set(np.unique(data.images)) == {0, 1} and data.labels is None and data.num_levels == 2
+    with gzip.open(folder / "binarized_mnist_test.amat.gz", "rt") as f:
+        first = [int(x) for x in f.readline().split()]
+    np.testing.assert_array_equal(data.images[0].ravel(), first)
+
+
+def test_loader_bad_inputs():
     with pytest.raises(ValueError, match="unknown dataset `name` 'mnsit'"):
         load_images("mnsit")
     with pytest.raises(ValueError, match="`split`"):
         load_images("digits", "validation")
-    empty = tmp_path / "manual"
-    empty.mkdir()
-    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz"):
-        load_images("mnist", "train", manual_dir=str(empty), data_dir=str(tmp_path / "tfds"))
-    with pytest.raises(ValueError, match="binarized_mnist_test.amat"):
-        load_images("binarized_mnist", "test", manual_dir=str(empty), data_dir=str(tmp_path / "t"))
+    for split in ["validation", "train[::2]", "train[a:]", "train[5]", "train[:10%]", "train ", "Train"]:
+        with pytest.raises(ValueError, match=rf"`split` for 'mnist' must be one of \('train', 'test'\).*"
+                                             rf"got {re.escape(repr(split))}"):
+            load_images("mnist", split, manual_dir="unused")
+    assert len(load_images("digits", "train[:10]")) == 10
+    with pytest.raises(ValueError, match=r"`split` 'test\[400:\]' selects no images of the 360"):
+        load_images("digits", "test[400:]")
 
 
 def test_image_data_validates():
@@ -89,7 +281,7 @@ def test_toy_sampler_matches_its_density(name):
     from scipy import stats
 
     n = 200_000
-    x = np.asarray(sample_toy(name, jax.random.PRNGKey(0), n))
+    x = np.asarray(sample_toy(jax.random.PRNGKey(0), name, n))
     edges = np.linspace(-4.5, 4.5, 10)
     counts, _, _ = np.histogram2d(x[:, 0], x[:, 1], bins=[edges, edges])
     fine = np.linspace(-4.5, 4.5, 361)
@@ -106,9 +298,9 @@ def test_toy_sampler_matches_its_density(name):
 
 def test_toy_bad_inputs():
     with pytest.raises(ValueError, match="unknown toy"):
-        sample_toy("circles", jax.random.PRNGKey(0), 4)
+        sample_toy(jax.random.PRNGKey(0), "circles", 4)
     with pytest.raises(ValueError, match="num_samples"):
-        sample_toy("moons", jax.random.PRNGKey(0), 0)
+        sample_toy(jax.random.PRNGKey(0), "moons", 0)
     with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
         toy_log_prob("moons", np.zeros((3, 3)))
 
@@ -155,8 +347,8 @@ def test_eval_batches_cover_every_example_once():
 
 
 def test_sampler_batches_deterministic():
-    s1 = SamplerBatches(lambda k, n: sample_toy("moons", k, n), 16, key=jax.random.PRNGKey(3))
-    s2 = SamplerBatches(lambda k, n: sample_toy("moons", k, n), 16, key=jax.random.PRNGKey(3))
+    s1 = SamplerBatches(lambda k, n: sample_toy(k, "moons", n), 16, key=jax.random.PRNGKey(3))
+    s2 = SamplerBatches(lambda k, n: sample_toy(k, "moons", n), 16, key=jax.random.PRNGKey(3))
     np.testing.assert_array_equal(s1(7)["x"], s2(7)["x"])
     assert not np.array_equal(s1(7)["x"], s1(8)["x"])
     assert s1(0)["x"].shape == (16, 2)

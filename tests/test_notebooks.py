@@ -2,7 +2,9 @@
 
 Executing them is CI's job (`pytest --nbmake notebooks/`, see .ci/run); here we check that
 the committed .ipynb files are exactly what the build script writes, with every output
-stripped, and that each has the Colab install cell and the FAST switch.
+stripped, that each has the Colab install cell and the FAST switch and names no path outside
+the repository, and that figures still display in a Jupyter kernel once dgmjax is imported
+(a tiny generated notebook, executed).
 """
 
 import importlib.util
@@ -41,3 +43,34 @@ def test_notebook_is_stripped_and_colab_ready(path):
         assert cell.outputs == [] and cell.execution_count is None
     assert "pip" in code[0].source and 'find_spec("dgmjax")' in code[0].source
     assert "FAST = True" in code[1].source
+    for cell in nb.cells:
+        # Users open these anywhere (Colab included): no path outside the repository, no import of
+        # the experiments application, and no forced non-interactive backend.
+        assert "shared/" not in cell.source, cell.source
+        assert "from experiments" not in cell.source and "import experiments" not in cell.source
+        assert "matplotlib.use(" not in cell.source
+
+
+def test_figures_display_after_importing_dgmjax(tmp_path):
+    """Importing the library must leave Jupyter's inline backend alone: a plot shows as image/png."""
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    source = "\n".join([
+        "import dgmjax",
+        "import dgmjax.models",
+        "import dgmjax.training",
+        "import matplotlib.pyplot as plt",
+        "",
+        "plt.plot([0, 1, 2], [0, 1, 4])",
+        "plt.show()",
+    ])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)], metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}})
+    # "python3" is ipykernel's spec; jupyter_client runs its "python" as this interpreter
+    # (sys.executable), so the kernel sees the same environment as the tests.
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=120,
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    outputs = nb.cells[0].outputs
+    assert any(out.output_type == "display_data" and "image/png" in out.get("data", {})
+               for out in outputs), f"no figure was displayed; the cell's outputs: {outputs}"

@@ -1,9 +1,10 @@
-"""Bijectors: `distrax.Bijector` subclasses and coupling helpers.
+"""Bijectors: `distrax.Bijector` subclasses, coupling helpers and the multi-scale builder.
 
-Direction convention (as in `distrax.Transformed`): `forward` maps base noise z
-to data x (sampling), `inverse` maps data to noise (density). Preprocessing
-bijectors are named by what they do to data (`Logit`, `Squeeze`) and enter a
-flow as `distrax.Inverse(...)` on its data side.
+Direction, for every bijector here (as in `distrax.Transformed`): `forward`
+maps base noise z to data x (sampling), `inverse` maps data to noise
+(density). Preprocessing included: `ScaledSigmoid.forward` maps logit space
+to pixels in [0, 1], and `DepthToSpace.forward` maps a flow's squeezed side
+to the data's shape.
 """
 
 from dgmjax.bijectors.autoregressive import (
@@ -22,24 +23,33 @@ from dgmjax.bijectors.coupling import (
     checkerboard_mask,
 )
 from dgmjax.bijectors.glow import ActNorm, Invertible1x1Conv, actnorm_init
-from dgmjax.bijectors.logit import Logit
-from dgmjax.bijectors.multiscale import FactorOut, Squeeze
+from dgmjax.bijectors.multiscale import (
+    DepthToSpace,
+    FactorOut,
+    Scale,
+    merge_latent,
+    multiscale_flow,
+    multiscale_shapes,
+    split_latent,
+)
 from dgmjax.bijectors.planar import Planar
-from dgmjax.bijectors.scan import ScanChain
+from dgmjax.bijectors.sigmoid import ScaledSigmoid
+from dgmjax.bijectors.stack import LayerStack
 
 __all__ = [
     "SCALE_FNS",
     "SOLVERS",
     "ActNorm",
+    "DepthToSpace",
     "FactorOut",
-    "Invertible1x1Conv",
     "InverseAutoregressive",
-    "Logit",
+    "Invertible1x1Conv",
+    "LayerStack",
     "MaskedAutoregressive",
     "Permute",
     "Planar",
-    "ScanChain",
-    "Squeeze",
+    "Scale",
+    "ScaledSigmoid",
     "actnorm_init",
     "affine_coupling",
     "affine_split_coupling",
@@ -47,4 +57,8 @@ __all__ = [
     "bounded_log_scale",
     "channel_mask",
     "checkerboard_mask",
+    "merge_latent",
+    "multiscale_flow",
+    "multiscale_shapes",
+    "split_latent",
 ]

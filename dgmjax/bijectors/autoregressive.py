@@ -10,9 +10,9 @@ The forward direction is solved by iterating x <- z * s(x) + mu(x). After k
 iterations the first k variables (in the conditioner's order) are exact, so
 D iterations give the exact answer whatever the start:
 
-- `sampling="sequential"`: exactly D iterations (`lax.fori_loop`; reverse-mode
+- `solver="sequential"`: exactly D iterations (`lax.fori_loop`; reverse-mode
   differentiable). This is MAF's sequential sampling: D conditioner passes.
-- `sampling="fixed_point"`: the same (Jacobi) iteration with early exit when
+- `solver="fixed_point"`: the same (Jacobi) iteration with early exit when
   no entry moves by more than `tolerance` (`lax.while_loop`, forward-mode
   only), capped at D iterations, so it is never slower and never inexact
   beyond the tolerance; trained flows usually converge in far fewer than D.
@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dgmjax import _validation as v
+from dgmjax import _checks as v
 from dgmjax.bijectors.coupling import SCALE_FNS, bounded_log_scale
 
 SOLVERS = ("sequential", "fixed_point")
@@ -46,18 +46,19 @@ class MaskedAutoregressive(distrax.Bijector):
         log-scale; must be autoregressive in x (e.g. `dgmjax.nn.MADE`).
       context: optional conditioning array passed to the conditioner.
       scale_fn, scale_bound: bound on the scale (see `bounded_log_scale`).
-      sampling: how `forward` is solved: "sequential" or "fixed_point".
+      solver: how the sequential direction (`forward`) is solved: "sequential"
+        or "fixed_point".
       tolerance: fixed-point stopping threshold on max |x_new - x|.
       max_iterations: cap on fixed-point iterations (default D).
     """
 
     def __init__(self, conditioner: Callable, *, context=None, scale_fn: str = "tanh",
-                 scale_bound: float = 3.0, sampling: str = "sequential", tolerance: float = 1e-5,
+                 scale_bound: float = 3.0, solver: str = "sequential", tolerance: float = 1e-5,
                  max_iterations: int | None = None):
         if scale_fn not in SCALE_FNS:
             raise ValueError(f"`scale_fn` must be one of {SCALE_FNS}; got {scale_fn!r}.")
-        if sampling not in SOLVERS:
-            raise ValueError(f"`sampling` must be one of {SOLVERS}; got {sampling!r}.")
+        if solver not in SOLVERS:
+            raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
         if not tolerance >= 0:
             raise ValueError(f"`tolerance` must be >= 0; got {tolerance!r}.")
         if max_iterations is not None:
@@ -65,21 +66,27 @@ class MaskedAutoregressive(distrax.Bijector):
         self._conditioner = conditioner
         self._context = context
         self._scale_fn, self._scale_bound = scale_fn, scale_bound
-        self._sampling, self._tolerance, self._max_iterations = sampling, tolerance, max_iterations
+        self._solver, self._tolerance, self._max_iterations = solver, tolerance, max_iterations
         super().__init__(event_ndims_in=1)
 
     @property
-    def sampling(self) -> str:
-        return self._sampling
+    def solver(self) -> str:
+        return self._solver
+
+    def _params(self, x):
+        return self._conditioner(x) if self._context is None else self._conditioner(x, self._context)
 
     def shift_and_log_scale(self, x):
-        """(mu, log s) at x: one conditioner pass."""
-        params = self._conditioner(x) if self._context is None else self._conditioner(x, self._context)
-        expected = x.shape + (2,)
-        if params.shape != expected:
+        """(mu, log s) at x: one conditioner pass.
+
+        Their shape is x's, or x's broadcast against a context with more
+        batch axes (then x stands for the same point under every context).
+        """
+        params = self._params(x)
+        if params.shape[-1:] != (2,) or params.shape[:-1] != jnp.broadcast_shapes(x.shape, params.shape[:-1]):
             raise ValueError(
-                f"the `conditioner` must return shift and log-scale of shape {expected} for input "
-                f"shape {x.shape}; got {params.shape}."
+                f"the `conditioner` must return shift and log-scale of shape x.shape + (2,) = "
+                f"{x.shape + (2,)} (or a broadcast of it) for input shape {x.shape}; got {params.shape}."
             )
         return params[..., 0], bounded_log_scale(params[..., 1], self._scale_fn, self._scale_bound)
 
@@ -97,19 +104,21 @@ class MaskedAutoregressive(distrax.Bijector):
         x, log_det, _ = self.forward_with_iterations(z)
         return x, log_det
 
-    def forward_with_iterations(self, z, sampling: str | None = None):
+    def forward_with_iterations(self, z, solver: str | None = None):
         """forward plus the number of conditioner passes the solver used."""
         self._check(z, "z")
-        sampling = sampling or self._sampling
-        if sampling not in SOLVERS:
-            raise ValueError(f"`sampling` must be one of {SOLVERS}; got {sampling!r}.")
+        solver = solver or self._solver
+        if solver not in SOLVERS:
+            raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
         num_dims = z.shape[-1]
+        # Iterate at the shape the conditioner gives z (z broadcast against the context's batch axes).
+        z = jnp.broadcast_to(z, jax.eval_shape(self._params, z).shape[:-1])
 
         def update(x):
             shift, log_scale = self.shift_and_log_scale(x)
             return z * jnp.exp(log_scale) + shift, log_scale
 
-        if sampling == "sequential":
+        if solver == "sequential":
             def body(_, carry):
                 return update(carry[0])
 
@@ -138,23 +147,23 @@ class InverseAutoregressive(distrax.Inverse):
     """Inverse autoregressive flow layer: `forward` (sampling) in one pass, `inverse` sequential.
 
     x = (z - mu(z)) / s(z) with (mu, s) autoregressive in z (the lecture's
-    x_j = s~_j(z_<j) z_j + mu~_j(z_<j) with s~ = 1/s, mu~ = -mu/s). `density`
-    chooses how the sequential inverse is solved ("sequential" or
-    "fixed_point", as `MaskedAutoregressive`'s `sampling`).
+    x_j = s~_j(z_<j) z_j + mu~_j(z_<j) with s~ = 1/s, mu~ = -mu/s). `solver`
+    chooses how the sequential direction, here the inverse, is solved
+    ("sequential" or "fixed_point", as for `MaskedAutoregressive`).
     """
 
     def __init__(self, conditioner: Callable, *, context=None, scale_fn: str = "tanh",
-                 scale_bound: float = 3.0, density: str = "sequential", tolerance: float = 1e-5,
+                 scale_bound: float = 3.0, solver: str = "sequential", tolerance: float = 1e-5,
                  max_iterations: int | None = None):
         super().__init__(MaskedAutoregressive(
             conditioner, context=context, scale_fn=scale_fn, scale_bound=scale_bound,
-            sampling=density, tolerance=tolerance, max_iterations=max_iterations))
+            solver=solver, tolerance=tolerance, max_iterations=max_iterations))
 
 
 class Permute(distrax.Bijector):
     """Permutes the last axis: `forward(x) = x[..., permutation]`; log|det| = 0.
 
-    `permutation` may be traced (e.g. one row per layer of a `ScanChain`);
+    `permutation` may be traced (e.g. a row of a scanned `LayerStack`'s constants);
     when concrete it is checked to be a permutation and its inverse is
     computed once, in NumPy. `inverse_permutation` (its argsort) may be given
     to spare a sort per call when the permutation is traced.

@@ -36,9 +36,8 @@ def bounded_log_scale(raw: jax.Array, scale_fn: str = "tanh", bound: float = 2.0
       1 / s = 2 sigmoid(raw) in (0, 2), so on the density side a layer expands
       by at most 2x, however large the conditioner's output; only sampling
       (noise -> data) can expand without bound, as in Glow. (Bounding the
-      other side instead leaves the density side free to divide by a
-      vanishing sigmoid: a Glow trained on MNIST that way met losses of 1e19
-      within 60 steps.)
+      other side instead would leave the density side free to divide by a
+      vanishing sigmoid, and training evaluates the density side.)
     """
     if scale_fn == "tanh":
         return bound * jnp.tanh(raw / bound)

@@ -1,31 +1,38 @@
-"""Shape plumbing of multi-scale image flows: squeeze and factor-out.
+"""Multi-scale image flows: squeeze, factor-out, and the one builder RealNVP, Glow and IDF share.
 
-A multi-scale flow (RealNVP, Glow) squeezes space into channels and, at each
-scale, sends half of the channels straight to the latent ("factor-out") while
-the other half goes on through the deeper scales. dgmjax keeps the latent the
-same shape as the data: each scale squeezes, transforms, and unsqueezes, and
-`FactorOut` runs the deeper scales on the kept channels only.
+A multi-scale flow (RealNVP, Glow, integer flows) squeezes space into
+channels and, at each scale, sends half of the channels straight to the
+latent ("factor-out") while the other half goes on through the deeper
+scales. dgmjax keeps the latent the same shape as the data: each scale
+squeezes, transforms, and unsqueezes, and `FactorOut` runs the deeper scales
+on the kept channels only. `multiscale_flow` builds the whole structure from
+a list of `Scale`s; `split_latent` / `merge_latent` walk its latent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 import distrax
 import jax.numpy as jnp
+import numpy as np
 
 
-class Squeeze(distrax.Bijector):
-    """Space-to-depth: `forward` maps (..., H, W, C) to (..., H/f, W/f, C f^2).
+class DepthToSpace(distrax.Bijector):
+    """Depth-to-space: `forward` maps (..., H, W, C f^2) to (..., H f, W f, C); log|det| = 0.
 
-    Each f x f spatial block becomes f^2 channels (row-major within the block);
-    `inverse` is depth-to-space. A permutation, so log|det| = 0. In a flow whose
-    forward goes noise -> data, the squeeze of the data -> noise pass appears as
-    `distrax.Inverse(Squeeze())`.
+    Every f^2 channels become an f x f spatial block (row-major within the
+    block). `forward` runs noise -> data, as for every dgmjax bijector: the
+    deeper side of a multi-scale flow is the squeezed one. `inverse` is
+    RealNVP's and Glow's "squeeze" (space-to-depth), which the density
+    direction applies on the way in.
     """
 
     def __init__(self, factor: int = 2):
-        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
             raise ValueError(f"`factor` must be a positive int; got {factor!r}.")
-        self._factor = factor
+        self._factor = int(factor)
         super().__init__(event_ndims_in=3, is_constant_jacobian=True)
 
     @property
@@ -37,33 +44,28 @@ class Squeeze(distrax.Bijector):
             raise ValueError(f"`{name}` must have shape (..., H, W, C); got {x.shape}.")
         f = self._factor
         h, w, c = x.shape[-3:]
-        if not squeezed and (h % f or w % f):
-            raise ValueError(
-                f"Squeeze(factor={f}) needs H and W divisible by {f}; got `{name}` of shape {x.shape}."
-            )
         if squeezed and c % (f * f):
-            raise ValueError(
-                f"Inverse squeeze (factor={f}) needs C divisible by {f * f}; got `{name}` of "
-                f"shape {x.shape}."
-            )
+            raise ValueError(f"DepthToSpace(factor={f}) needs C divisible by {f * f}; got `{name}` of "
+                             f"shape {x.shape}.")
+        if not squeezed and (h % f or w % f):
+            raise ValueError(f"space-to-depth (DepthToSpace(factor={f}).inverse) needs H and W divisible "
+                             f"by {f}; got `{name}` of shape {x.shape}.")
 
-    def forward_and_log_det(self, x):
+    def forward_and_log_det(self, z):
+        self._check(z, "z", squeezed=True)
+        f = self._factor
+        *batch, h, w, c = z.shape
+        x = z.reshape(*batch, h, w, f, f, c // (f * f))
+        x = jnp.moveaxis(x, -3, -4)  # (..., h, f, w, f, c/f^2)
+        return x.reshape(*batch, h * f, w * f, c // (f * f)), jnp.zeros(tuple(batch), z.dtype)
+
+    def inverse_and_log_det(self, x):
         self._check(x, "x", squeezed=False)
         f = self._factor
         *batch, h, w, c = x.shape
-        y = x.reshape(*batch, h // f, f, w // f, f, c)
-        y = jnp.moveaxis(y, -4, -3)  # (..., h/f, w/f, f, f, c)
-        y = y.reshape(*batch, h // f, w // f, f * f * c)
-        return y, jnp.zeros(tuple(batch), x.dtype)
-
-    def inverse_and_log_det(self, y):
-        self._check(y, "y", squeezed=True)
-        f = self._factor
-        *batch, h, w, c = y.shape
-        x = y.reshape(*batch, h, w, f, f, c // (f * f))
-        x = jnp.moveaxis(x, -3, -4)  # (..., h, f, w, f, c/f^2)
-        x = x.reshape(*batch, h * f, w * f, c // (f * f))
-        return x, jnp.zeros(tuple(batch), y.dtype)
+        z = x.reshape(*batch, h // f, f, w // f, f, c)
+        z = jnp.moveaxis(z, -4, -3)  # (..., h/f, w/f, f, f, c)
+        return z.reshape(*batch, h // f, w // f, f * f * c), jnp.zeros(tuple(batch), x.dtype)
 
 
 class FactorOut(distrax.Bijector):
@@ -109,3 +111,104 @@ class FactorOut(distrax.Bijector):
         kept, rest = self._split(y, "y")
         x, log_det = self._bijector.inverse_and_log_det(kept)
         return jnp.concatenate([x, rest], axis=-1), log_det
+
+
+class Scale(NamedTuple):
+    """One scale of a multi-scale flow, listed from the data side.
+
+    `pre` acts at the scale's input resolution, then (with `squeeze`) space
+    goes to depth, then `post` acts at the squeezed resolution; every scale
+    but the last ends by factoring out half the channels. RealNVP's scales
+    are (checkerboard couplings, True, channel couplings) and its last is
+    (checkerboard couplings, False, None); Glow's and the integer flow's are
+    (None, True, flow steps).
+    """
+
+    pre: distrax.BijectorLike | None = None
+    squeeze: bool = True
+    post: distrax.BijectorLike | None = None
+
+
+def multiscale_shapes(image_shape: Sequence[int], squeezes: Sequence[bool]) -> list[tuple[tuple, tuple]]:
+    """Per scale, the (H, W, C) its `pre` layers see and the one its `post` layers see.
+
+    Scale s + 1 starts from the first half of the channels of scale s's
+    squeezed shape: the other half is factored out to the latent.
+    """
+    if len(image_shape) != 3:
+        raise ValueError(f"`image_shape` must be (H, W, C); got {tuple(image_shape)}.")
+    if not squeezes:
+        raise ValueError("a multi-scale flow needs at least one scale.")
+    h, w, c = (int(n) for n in image_shape)
+    shapes = []
+    for s, squeeze in enumerate(squeezes):
+        before = (h, w, c)
+        if squeeze:
+            if h % 2 or w % 2:
+                raise ValueError(
+                    f"`image_shape` {tuple(image_shape)} cannot be squeezed {sum(squeezes)} times: scale {s} "
+                    f"has H x W = {h} x {w}, not divisible by 2.")
+            h, w, c = h // 2, w // 2, 4 * c
+        shapes.append((before, (h, w, c)))
+        if s + 1 < len(squeezes):
+            if c < 2:
+                raise ValueError(f"scale {s} has {c} channel(s): nothing to factor out.")
+            c //= 2
+    return shapes
+
+
+def multiscale_flow(image_shape: Sequence[int], scales: Sequence[Scale]) -> distrax.Bijector:
+    """The multi-scale flow of `scales` (data side first) on images of `image_shape`.
+
+    The latent keeps the data's shape: a scale's factored-out channels are
+    the second half of the channels of the latent squeezed to that scale (see
+    `split_latent`). Forward runs noise -> data.
+    """
+    shapes = multiscale_shapes(image_shape, [s.squeeze for s in scales])
+
+    def build(s: int) -> distrax.Bijector:
+        scale = scales[s]
+        layers = [] if scale.pre is None else [scale.pre]
+        if scale.squeeze:
+            layers.append(DepthToSpace())
+        if scale.post is not None:
+            layers.append(scale.post)
+        if s + 1 < len(scales):
+            layers.append(FactorOut(build(s + 1), num_kept=shapes[s][1][2] // 2))
+        if scale.squeeze:
+            layers.append(distrax.Inverse(DepthToSpace()))
+        if not layers:
+            raise ValueError(f"scale {s} has no layers.")
+        return distrax.Chain(layers) if len(layers) > 1 else distrax.as_bijector(layers[0])
+
+    return build(0)
+
+
+def split_latent(z, image_shape: Sequence[int], squeezes: Sequence[bool]) -> list:
+    """The latent of a multi-scale flow in parts: the channels factored out at each scale
+    (in that scale's squeezed layout), then all channels of the last scale. Any leading axes ride along."""
+    shapes = multiscale_shapes(image_shape, squeezes)
+    parts, h = [], z
+    for s, squeeze in enumerate(squeezes):
+        if squeeze:
+            h = DepthToSpace().inverse(h)
+        if s + 1 == len(squeezes):
+            parts.append(h)
+        else:
+            kept = shapes[s][1][2] // 2
+            parts.append(h[..., kept:])
+            h = h[..., :kept]
+    return parts
+
+
+def merge_latent(parts: Sequence, image_shape: Sequence[int], squeezes: Sequence[bool]):
+    """The inverse of `split_latent`."""
+    if len(parts) != len(squeezes):
+        raise ValueError(f"`parts` must hold one array per scale ({len(squeezes)}); got {len(parts)}.")
+    h = parts[-1]
+    for s in range(len(squeezes) - 1, -1, -1):
+        if s + 1 < len(squeezes):
+            h = jnp.concatenate([h, parts[s]], axis=-1)
+        if squeezes[s]:
+            h = DepthToSpace().forward(h)
+    return h

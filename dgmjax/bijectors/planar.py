@@ -22,7 +22,8 @@ class Planar(distrax.Bijector):
     which makes the map invertible; log|det| = log|1 + u_hat.w tanh'(w.z + b)|.
     The inverse reduces to the scalar equation a + (w.u_hat) tanh(a + b) = w.y
     for a = w.z, monotone in a, solved by bisection to float precision within
-    the bracket [w.y - |w.u_hat|, w.y + |w.u_hat|].
+    the bracket [w.y - |w.u_hat|, w.y + |w.u_hat|]; its derivatives are those
+    of the implicit function (a last Newton step carries them).
     """
 
     def __init__(self, u, w, b, bisection_steps: int = 60):
@@ -53,7 +54,12 @@ class Planar(distrax.Bijector):
             return jnp.where(above, lo, mid), jnp.where(above, mid, hi)
 
         lo, hi = jax.lax.fori_loop(0, self._steps, body, (lo, hi))
-        a = 0.5 * (lo + hi)  # w.z
+        # One Newton step from the bisection's root: its value stays (g = 0 there, to float
+        # precision) and it carries the implicit derivative da = -dg / g'(a), which
+        # differentiating through the bisection's comparisons would give as zero.
+        a0 = jax.lax.stop_gradient(0.5 * (lo + hi))  # w.z
+        h0 = jnp.tanh(a0 + self._b)
+        a = a0 - (a0 + c * h0 - t) / (1.0 + c * (1.0 - h0 * h0))
         h = jnp.tanh(a + self._b)
         z = y - self._u_hat * h[..., None]
         return z, -jnp.log(jnp.abs(1.0 + c * (1.0 - h * h)))

@@ -1,4 +1,4 @@
-"""Datasets: tfds image loaders, the embedded 8x8 digits, 2-D toys, batch iterators."""
+"""Datasets: image datasets read from their original files, the embedded 8x8 digits, 2-D toys, batches."""
 
 from dgmjax.data.images import IMAGE_DATASETS, ImageData, load_digits, load_images
 from dgmjax.data.iterator import ArrayBatches, SamplerBatches, eval_batches, place

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 import jax
 import numpy as np
 
-from dgmjax import _validation as v
+from dgmjax import _checks as v
 
 
 def _check_batch_size(batch_size: int, sharding) -> int:

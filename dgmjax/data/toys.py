@@ -24,6 +24,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 TOY_DENSITIES = ("moons", "eight_gaussians", "checkerboard", "two_spirals")
 
@@ -57,13 +58,13 @@ def _centres():
     return 2.0 * jnp.stack([jnp.cos(angles), jnp.sin(angles)], -1)
 
 
-def sample_toy(name: str, key: jax.Array, num_samples: int) -> jax.Array:
-    """Exact samples, float32 of shape (num_samples, 2)."""
+def sample_toy(key: jax.Array, name: str, num_samples: int) -> jax.Array:
+    """Exact samples of toy `name`, float32 of shape (num_samples, 2)."""
     _check_name(name)
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
         raise ValueError(f"`num_samples` must be a positive int; got {num_samples!r}.")
     k1, k2, k3 = jax.random.split(key, 3)
-    n = num_samples
+    n = int(num_samples)
     if name in ("moons", "two_spirals"):
         t = jax.random.uniform(k1, (n,))
         first, second = (_moon_curves if name == "moons" else _spiral_curves)(t)

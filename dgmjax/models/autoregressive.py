@@ -1,13 +1,14 @@
 """MAF and IAF for vectors (Papamakarios et al. 2017; Kingma et al. 2016) as Flax modules.
 
-Each layer (noise -> data) is `Chain([ActNorm?, Permute, AR])` where AR is a
+Each layer (noise -> data) is `Chain([ActNorm?, Permute?, AR])` where AR is a
 `MaskedAutoregressive` (MAF) or `InverseAutoregressive` (IAF) layer with a
-MADE conditioner. Layers are stacked and run with `ScanChain`, so compile
-time does not grow with depth. The permutation between layers ("reversed" by
-default, as in the MAF paper) lets every variable be conditioned on every
-other across layers. The optional ActNorm (data-dependent init on the batch
-given to `init`) stands in for the batch norm the MAF paper puts between
-layers; unlike batch norm it is an ordinary invertible layer at test time.
+MADE conditioner. The layers form a `LayerStack`, scanned by default so that
+compile time does not grow with depth. The permutation between layers
+("reversed" by default, as in the MAF paper) lets every variable be
+conditioned on every other across layers. The optional ActNorm
+(data-dependent init on the batch given to `init`) stands in for the batch
+norm the MAF paper puts between layers; unlike batch norm it is an ordinary
+invertible layer at test time.
 
 MAF: density one pass per layer; sampling D passes per layer ("sequential")
 or a fixed-point iteration with early exit ("fixed_point").
@@ -19,24 +20,43 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import distrax
-import jax
 import jax.numpy as jnp
+import numpy as np
 
-from dgmjax import _validation as v
+from dgmjax import _checks as v
 from dgmjax.bijectors import (
     SOLVERS,
     ActNorm,
     InverseAutoregressive,
+    LayerStack,
     MaskedAutoregressive,
     Permute,
-    ScanChain,
 )
 from dgmjax.models.base import FlowModule, actnorm_stack_init
-from dgmjax.models.realnvp import layer_permutations, layer_permute, scanned_permutation
-from dgmjax.nn.conditioners import init_layerwise, init_stacked, layers_as_list
 from dgmjax.nn.made import MADE
+from dgmjax.nn.stack import stack_params, zip_layers
 
-__all__ = ["IAF", "MAF"]
+__all__ = ["IAF", "MAF", "PERMUTATIONS", "layer_permutations"]
+
+PERMUTATIONS = ("none", "reversed", "random")
+
+
+def layer_permutations(kind: str, size: int, num_layers: int, seed: int = 0):
+    """Per-layer permutations (num_layers, size) of a vector flow, or None for "none"."""
+    if kind not in PERMUTATIONS:
+        raise ValueError(f"`permutation` must be one of {PERMUTATIONS}; got {kind!r}.")
+    if kind == "none":
+        return None
+    if kind == "reversed":
+        return np.tile(np.arange(size)[::-1], (num_layers, 1))
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(size) for _ in range(num_layers)])
+
+
+def permutation_constants(kind: str, size: int, num_layers: int):
+    """`LayerStack` constants for per-layer permutations: {"perm", "inv"}, or None."""
+    perms = layer_permutations(kind, size, num_layers)
+    return None if perms is None else {"perm": perms, "inv": np.argsort(perms, axis=-1)}
 
 
 class _AutoregressiveFlow(FlowModule):
@@ -49,15 +69,12 @@ class _AutoregressiveFlow(FlowModule):
     actnorm: bool = False
     scale_fn: str = "tanh"
     scale_bound: float = 3.0
+    solver: str = "sequential"
     tolerance: float = 1e-5
     remat: bool = False
     scan_layers: bool = True
 
     _inverse_layers = False  # IAF: True
-    _solver_name = "sampling"  # the field that names the sequential direction's solver
-
-    def _solver(self) -> str:
-        return getattr(self, self._solver_name)
 
     def _made(self) -> MADE:
         return MADE(self.event_size, tuple(self.hidden_sizes), 2, "natural",
@@ -66,14 +83,13 @@ class _AutoregressiveFlow(FlowModule):
     def setup(self):
         v.check_positive_int(self.num_layers, "num_layers")
         v.check_positive_int(self.event_size, "event_size")
-        if self._solver() not in SOLVERS:
-            raise ValueError(f"`{self._solver_name}` must be one of {SOLVERS}; got {self._solver()!r}.")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"`solver` must be one of {SOLVERS}; got {self.solver!r}.")
         dummy = [jnp.zeros((1, self.event_size))]
         if self.context_size:
             dummy.append(jnp.zeros((1, self.context_size)))
-        init = init_stacked if self.scan_layers else init_layerwise
-        self.conditioners = self.param(
-            "conditioners", lambda rng: init(self._made(), rng, self.num_layers, *dummy))
+        self.conditioners = self.param("conditioners", lambda rng: stack_params(
+            self._made(), rng, self.num_layers, *dummy, scan=self.scan_layers))
         if self.actnorm:
             zeros = lambda rng: jnp.zeros((self.num_layers, self.event_size))
             self.param("actnorm", lambda rng: {"loc": zeros(rng), "log_scale": zeros(rng)})
@@ -84,76 +100,36 @@ class _AutoregressiveFlow(FlowModule):
     def base_distribution(self):
         return distrax.MultivariateNormalDiag(jnp.zeros(self.event_size))
 
-    def _permutations(self):
-        """(shared, stacked) as `scanned_permutation` gives them (both None for "none")."""
-        return scanned_permutation(
-            layer_permutations(self.permutation, self.event_size, self.num_layers))
-
-    def _layer_params(self):
-        """Stacked per-layer parameters (scan_layers) or a list of per-layer dicts (without ActNorm)."""
-        if not self.scan_layers:
-            perms = layer_permutations(self.permutation, self.event_size, self.num_layers)
-            params = [{"net": p} for p in layers_as_list(self.conditioners)]
-            if perms is not None:
-                for i, p in enumerate(params):
-                    p["perm"] = perms[i]  # NumPy: a compile-time constant of the layer
-            return params
-        params = {"net": self.conditioners}
-        _, stacked = self._permutations()
-        if stacked is not None:
-            params["perm"] = stacked
-        return params
-
-    def _all_layer_params(self):
-        """`_layer_params()` with each layer's ActNorm parameters added (when `actnorm`)."""
-        params = self._layer_params()
-        if not self.actnorm:
-            return params
-        an = self.get_variable("params", "actnorm")
-        if self.scan_layers:
-            params["actnorm"] = an
-        else:
-            for i, p in enumerate(params):
-                p["actnorm"] = {"loc": an["loc"][i], "log_scale": an["log_scale"][i]}
-        return params
-
-    def _permute(self, p):
-        """This layer's Permute, or None when the flow has no permutations."""
-        if not self.scan_layers:
-            return Permute(p["perm"]) if "perm" in p else None
-        shared, stacked = self._permutations()
-        if shared is None and stacked is None:
-            return None
-        return layer_permute(shared, p)
+    def _constants(self):
+        return permutation_constants(self.permutation, self.event_size, self.num_layers)
 
     def _ar_layer(self, p, context, solver=None):
         made = self._made()
         cond = lambda x, c=None: made.apply({"params": p["net"]}, x, c)
-        kwargs = dict(context=context, scale_fn=self.scale_fn, scale_bound=self.scale_bound,
-                      tolerance=self.tolerance)
-        solver = solver or self._solver()
-        if self._inverse_layers:
-            return InverseAutoregressive(cond, density=solver, **kwargs)
-        return MaskedAutoregressive(cond, sampling=solver, **kwargs)
+        layer = InverseAutoregressive if self._inverse_layers else MaskedAutoregressive
+        return layer(cond, context=context, scale_fn=self.scale_fn, scale_bound=self.scale_bound,
+                     solver=solver or self.solver, tolerance=self.tolerance)
 
-    def _rest(self, p, context, solver=None):
+    def _rest(self, p, c, context, solver=None):
         """The layer without its ActNorm: Chain([Permute, AR]) (permute on the data side)."""
-        permute = self._permute(p)
         ar = self._ar_layer(p, context, solver)
-        return ar if permute is None else distrax.Chain([permute, ar])
+        return ar if c is None else distrax.Chain([Permute(c["perm"], c["inv"]), ar])
+
+    def _actnorm(self, p):
+        return ActNorm(p["actnorm"]["loc"], p["actnorm"]["log_scale"], event_ndims=1)
+
+    def _stack(self, context, with_actnorm: bool = True) -> LayerStack:
+        an = self.get_variable("params", "actnorm") if (self.actnorm and with_actnorm) else None
+
+        def layer(p, c):
+            rest = self._rest(p, c, context)
+            return distrax.Chain([self._actnorm(p), rest]) if "actnorm" in p else rest
+
+        return LayerStack(layer, zip_layers(net=self.conditioners, actnorm=an), event_ndims=1,
+                          constants=self._constants(), remat=self.remat)
 
     def bijector(self, context=None):
-        params = self._all_layer_params()
-
-        def layer(p):
-            rest = self._rest(p, context)
-            if not self.actnorm:
-                return rest
-            an = p["actnorm"]
-            return distrax.Chain([ActNorm(an["loc"], an["log_scale"], event_ndims=1), rest])
-
-        return ScanChain(layer, params, event_ndims=1, remat=self.remat,
-                         layerwise=not self.scan_layers)
+        return self._stack(context)
 
     def __call__(self, x, context=None):
         if self.actnorm and self.is_initializing():
@@ -162,7 +138,7 @@ class _AutoregressiveFlow(FlowModule):
             flat = x.reshape(-1, self.event_size)
             if ctx is not None and ctx.ndim > 1:
                 ctx = jnp.broadcast_to(ctx, x.shape[:-1] + ctx.shape[-1:]).reshape(-1, ctx.shape[-1])
-            stats, _ = actnorm_stack_init(flat, lambda p: self._rest(p, ctx), self._layer_params(), 1)
+            stats, _ = actnorm_stack_init(flat, self._stack(ctx, with_actnorm=False), 1)
             self.put_variable("params", "actnorm", stats)
         return super().__call__(x, context)
 
@@ -178,51 +154,38 @@ class MAF(_AutoregressiveFlow):
       permutation: between layers: "reversed", "random" or "none".
       actnorm: data-dependent ActNorm in every layer (MAF's batch-norm role).
       scale_fn, scale_bound: bound on each layer's scale.
-      sampling: "sequential" (D passes per layer) or "fixed_point".
+      solver: how sampling (the sequential direction) is solved:
+        "sequential" (D passes per layer) or "fixed_point".
       tolerance: fixed-point stopping threshold.
       remat: recompute activations in the backward pass to save memory.
-      scan_layers: True (default): stacked parameters and `lax.scan` (compile
-        time flat in depth); False: per-layer parameters `{"layer_i": ...}`
-        and a Python loop (a faster step at small depth on CPU).
+      scan_layers: True: the layers' parameters are stacked and scanned
+        (compile time flat in depth); False: a list of per-layer parameters
+        run unrolled (a faster step at small depth). See `LayerStack`.
     """
 
-    sampling: str = "sequential"
-
-    def sample_with_iterations(self, key, num_samples: int, sampling: str | None = None,
-                               context=None):
+    def sample_with_iterations(self, key, num_samples: int, solver: str | None = None, context=None):
         """Samples, and the conditioner passes each layer's solver used (shape (num_layers,))."""
         num_samples = v.check_positive_int(num_samples, "num_samples")
         context = self.check_context(context)
         z = self.base_distribution().sample(seed=key, sample_shape=(num_samples,))
-        params = self._all_layer_params()
+        stack = self._stack(context)
 
-        def body(x, p):
-            x, _, iters = self._ar_layer(p, context, sampling).forward_with_iterations(x)
-            permute = self._permute(p)
-            if permute is not None:
-                x = permute.forward(x)
-            if self.actnorm:
-                x = ActNorm(p["actnorm"]["loc"], p["actnorm"]["log_scale"], 1).forward(x)
+        def body(x, p, c):
+            x, _, iters = self._ar_layer(p, context, solver).forward_with_iterations(x)
+            if c is not None:
+                x = Permute(c["perm"], c["inv"]).forward(x)
+            if "actnorm" in p:
+                x = self._actnorm(p).forward(x)
             return x, iters
 
-        if not self.scan_layers:
-            iters = []
-            x = z
-            for p in params:
-                x, it = body(x, p)
-                iters.append(it)
-            return x, jnp.stack(iters)
-        x, iters = jax.lax.scan(body, z, params)
-        return x, iters
+        return stack.scan(body, z)
 
 
 class IAF(_AutoregressiveFlow):
     """Inverse autoregressive flow on vectors: one-pass sampling, sequential density.
 
-    Attributes as `MAF`, with `density` ("sequential" or "fixed_point") for
-    how the sequential inverse is solved.
+    Attributes as `MAF`; `solver` says how the density (here the sequential
+    direction) is solved.
     """
 
-    density: str = "sequential"
     _inverse_layers = True
-    _solver_name = "density"

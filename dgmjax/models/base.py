@@ -1,4 +1,4 @@
-"""The Flax flow-model base class and data-dependent ActNorm initialization."""
+"""The Flax flow-model base class and data-dependent ActNorm initialization of a layer stack."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from collections.abc import Callable
 
 import distrax
 import flax.linen as nn
-import jax
-import jax.numpy as jnp
 
-from dgmjax import _validation as v
-from dgmjax.bijectors import ActNorm, actnorm_init
+from dgmjax import _checks as v
+from dgmjax._checks import check_context
+from dgmjax.bijectors import ActNorm, LayerStack, actnorm_init
 
 
 class FlowModule(nn.Module):
@@ -37,18 +36,7 @@ class FlowModule(nn.Module):
 
     def check_context(self, context):
         """ValueError unless `context` matches `context_size` (0 = unconditional)."""
-        size = getattr(self, "context_size", 0)
-        name = type(self).__name__
-        if size == 0:
-            if context is not None:
-                raise ValueError(f"`context` was given to an unconditional {name} (context_size=0).")
-            return None
-        if context is None:
-            raise ValueError(f"this {name} is conditional (context_size={size}); pass `context`.")
-        context = jnp.asarray(context)
-        if context.ndim < 1 or context.shape[-1] != size:
-            raise ValueError(f"`context` must have last axis {size}; got shape {context.shape}.")
-        return context
+        return check_context(context, getattr(self, "context_size", 0), type(self).__name__)
 
     def distribution(self, context=None) -> distrax.Transformed:
         """The model as a distrax distribution (call inside `apply`, or on `bind(...)`)."""
@@ -78,30 +66,23 @@ class FlowModule(nn.Module):
         return self.sample_and_log_prob(key, num_samples, context)[0]
 
 
-def actnorm_stack_init(x, rest_fn: Callable, rest_params, event_ndims: int):
-    """Data-dependent ActNorm parameters for a `ScanChain` of layers `Chain([ActNorm, rest])`.
+def actnorm_stack_init(x, rest: LayerStack, event_ndims: int):
+    """Data-dependent ActNorm parameters for a stack of layers `Chain([ActNorm, rest_i])`.
 
-    Walks the batch `x` from the data side (the last layer of the chain) to
-    the noise side, setting each layer's ActNorm to the per-channel mean and
-    log-std of the activations it receives, so that its inverse outputs zero
-    mean and unit variance. Runs as one `lax.scan` (flat compile time), or as
-    a Python loop when `rest_params` is a list of per-layer pytrees (the
-    layerwise form of `ScanChain`).
+    `rest` is the stack without its ActNorms. Walks the batch `x` from the
+    data side (the last layer) to the noise side, setting each layer's
+    ActNorm to the per-channel mean and log-std of the activations it
+    receives, so that its inverse outputs zero mean and unit variance.
 
     Returns `({"loc": (L, C), "log_scale": (L, C)}, x at the noise side)`.
     """
+    fn: Callable = rest.bijector_fn
 
-    def body(h, p):
+    def body(h, p, c):
         loc, log_scale = actnorm_init(h)
         h = ActNorm(loc, log_scale, event_ndims).inverse(h)
-        h = distrax.as_bijector(rest_fn(p)).inverse(h)
+        h = distrax.as_bijector(fn(p, c)).inverse(h)
         return h, {"loc": loc, "log_scale": log_scale}
 
-    if isinstance(rest_params, (list, tuple)):
-        stats = [None] * len(rest_params)
-        h = x
-        for i in range(len(rest_params) - 1, -1, -1):
-            h, stats[i] = body(h, rest_params[i])
-        return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *stats), h
-    h, stats = jax.lax.scan(body, x, rest_params, reverse=True)
+    h, stats = rest.scan(body, x, reverse=True)
     return stats, h

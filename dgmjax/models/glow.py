@@ -6,7 +6,7 @@ latent, the other half on to the next scale. A flow step is ActNorm
 (data-dependent init) -> invertible 1x1 convolution (LU form) -> affine
 coupling on a channel split (sigmoid-bounded scale, zero-initialized
 conditioner). The latent has the data's shape and a standard normal base;
-each scale's steps are one `ScanChain`, so compile time does not grow with
+each scale's steps are one `LayerStack`, so compile time does not grow with
 `num_steps`.
 
 Data-dependent init: `model.init(key, x)` with a batch of data sets every
@@ -22,18 +22,21 @@ import distrax
 import jax.numpy as jnp
 import numpy as np
 
-from dgmjax import _validation as v
+from dgmjax import _checks as v
 from dgmjax.bijectors import (
     ActNorm,
-    FactorOut,
+    DepthToSpace,
     Invertible1x1Conv,
-    Logit,
-    ScanChain,
-    Squeeze,
+    LayerStack,
+    Scale,
+    ScaledSigmoid,
     affine_split_coupling,
+    multiscale_flow,
+    multiscale_shapes,
 )
 from dgmjax.models.base import FlowModule, actnorm_stack_init
-from dgmjax.nn.conditioners import ConvResNet, init_stacked
+from dgmjax.nn.conditioners import ConvResNet
+from dgmjax.nn.stack import stack_params, zip_layers
 
 __all__ = ["Glow"]
 
@@ -43,12 +46,15 @@ class Glow(FlowModule):
 
     Attributes:
       image_shape: (H, W, C); H and W divisible by 2**num_scales.
-      num_scales: number of squeeze levels.
+      num_scales: scales, each squeezing first and each but the last ending
+        in a factor-out (as in `ImageRealNVP`, where the last scale does not
+        squeeze).
       num_steps: flow steps per scale.
       features, num_blocks, activation: the coupling conditioners (ConvResNet).
       scale_fn: coupling scale bound ("sigmoid" as in Glow, or "tanh").
-      logit_alpha: None (data used as is; ActNorm centres it) or a Logit
-        preprocessing on the data side, whose log-det counts in log_prob.
+      logit_alpha: None (data used as is; ActNorm centres it) or the alpha of
+        a logit preprocessing (`ScaledSigmoid` on the data side), whose
+        log-det counts in log_prob.
       remat: recompute activations in the backward pass to save memory.
     """
 
@@ -62,32 +68,22 @@ class Glow(FlowModule):
     logit_alpha: float | None = None
     remat: bool = False
 
-    def _shapes(self):
-        """The squeezed (h, w, c) each scale's steps act on."""
-        if len(self.image_shape) != 3:
-            raise ValueError(f"`image_shape` must be (H, W, C); got {tuple(self.image_shape)}.")
+    def _squeezes(self):
         v.check_positive_int(self.num_scales, "num_scales")
         v.check_positive_int(self.num_steps, "num_steps")
-        h, w, c = self.image_shape
-        div = 2**self.num_scales
-        if h % div or w % div:
-            raise ValueError(f"`image_shape` {tuple(self.image_shape)} must have H and W divisible "
-                             f"by 2**num_scales = {div} for num_scales={self.num_scales}.")
-        shapes = []
-        for _ in range(self.num_scales):
-            h, w, c = h // 2, w // 2, 4 * c
-            shapes.append((h, w, c))
-            c //= 2
-        return shapes
+        return [True] * self.num_scales
+
+    def _channels(self) -> list[int]:
+        """The channels each scale's steps act on (after its squeeze)."""
+        return [after[2] for _, after in multiscale_shapes(self.image_shape, self._squeezes())]
 
     def _net(self, c: int) -> ConvResNet:
-        return ConvResNet(self.features, self.num_blocks, 2 * (c - c // 2), self.activation,
-                          parent=None)
+        return ConvResNet(self.features, self.num_blocks, 2 * (c - c // 2), self.activation, parent=None)
 
     def setup(self):
         k = self.num_steps
-        for s, (h, w, c) in enumerate(self._shapes()):
-            self.param(f"coupling_{s}", lambda rng, h=h, w=w, c=c: init_stacked(
+        for s, (_, (h, w, c)) in enumerate(multiscale_shapes(self.image_shape, self._squeezes())):
+            self.param(f"coupling_{s}", lambda rng, h=h, w=w, c=c: stack_params(
                 self._net(c), rng, k, jnp.zeros((1, h, w, c // 2))))
             self.param(f"invconv_{s}", lambda rng, c=c: {
                 "lower": jnp.zeros((k, c, c)), "upper": jnp.zeros((k, c, c)),
@@ -106,15 +102,7 @@ class Glow(FlowModule):
         rng = np.random.default_rng(1000 + s)
         return np.stack([rng.permutation(c) for _ in range(self.num_steps)])
 
-    def _step_params(self, s: int, c: int, with_actnorm: bool = True):
-        p = {"net": self.get_variable("params", f"coupling_{s}"),
-             "conv": self.get_variable("params", f"invconv_{s}"),
-             "perm": jnp.asarray(self._permutations(s, c))}
-        if with_actnorm:
-            p["actnorm"] = self.get_variable("params", f"actnorm_{s}")
-        return p
-
-    def _conv_and_coupling(self, p, c: int) -> distrax.Bijector:
+    def _conv_and_coupling(self, p, perm, c: int) -> distrax.Bijector:
         """Chain([1x1 conv, coupling]): data -> noise runs the conv's inverse, then the coupling's."""
         net = self._net(c)
 
@@ -123,35 +111,32 @@ class Glow(FlowModule):
             return out.reshape(out.shape[:-1] + (c - c // 2, 2))
 
         coupling = affine_split_coupling(c // 2, cond, scale_fn=self.scale_fn)
-        conv = Invertible1x1Conv(p["perm"], p["conv"]["lower"], p["conv"]["upper"],
-                                 p["conv"]["log_diag"])
+        conv = Invertible1x1Conv(perm, p["conv"]["lower"], p["conv"]["upper"], p["conv"]["log_diag"])
         return distrax.Chain([conv, coupling])
 
-    def _steps(self, s: int) -> ScanChain:
-        c = self._shapes()[s][2]
+    def _steps(self, s: int, with_actnorm: bool = True) -> LayerStack:
+        c = self._channels()[s]
+        actnorm = self.get_variable("params", f"actnorm_{s}") if with_actnorm else None
 
-        def step(p):
-            an = ActNorm(p["actnorm"]["loc"], p["actnorm"]["log_scale"])
-            return distrax.Chain([an, self._conv_and_coupling(p, c)])
+        def step(p, const):
+            rest = self._conv_and_coupling(p, const["perm"], c)
+            if "actnorm" not in p:
+                return rest
+            return distrax.Chain([ActNorm(p["actnorm"]["loc"], p["actnorm"]["log_scale"]), rest])
 
-        return ScanChain(step, self._step_params(s, c), event_ndims=3, remat=self.remat)
-
-    def _scale(self, s: int) -> distrax.Bijector:
-        # Listed data side first: data -> noise squeezes, runs the steps, factors out, unsqueezes.
-        layers = [distrax.Inverse(Squeeze()), self._steps(s)]
-        if s < self.num_scales - 1:
-            c = self._shapes()[s][2]
-            layers.append(FactorOut(self._scale(s + 1), num_kept=c // 2))
-        layers.append(Squeeze())
-        return distrax.Chain(layers)
+        params = zip_layers(net=self.get_variable("params", f"coupling_{s}"),
+                            conv=self.get_variable("params", f"invconv_{s}"), actnorm=actnorm)
+        return LayerStack(step, params, event_ndims=3, constants={"perm": self._permutations(s, c)},
+                          remat=self.remat)
 
     def _preprocess(self):
         if self.logit_alpha is None:
             return None
-        return distrax.Block(distrax.Inverse(Logit(self.logit_alpha)), 3)
+        return distrax.Block(ScaledSigmoid(self.logit_alpha), 3)
 
     def bijector(self, context=None):
-        flow = self._scale(0)
+        flow = multiscale_flow(self.image_shape, [Scale(None, True, self._steps(s))
+                                                  for s in range(self.num_scales)])
         pre = self._preprocess()
         return flow if pre is None else distrax.Chain([pre, flow])
 
@@ -160,10 +145,9 @@ class Glow(FlowModule):
         pre = self._preprocess()
         if pre is not None:
             h = pre.inverse(h)
-        for s, (_, _, c) in enumerate(self._shapes()):
-            h = Squeeze().forward(h)
-            stats, h = actnorm_stack_init(h, lambda p, c=c: self._conv_and_coupling(p, c),
-                                          self._step_params(s, c, with_actnorm=False), 3)
+        for s, c in enumerate(self._channels()):
+            h = DepthToSpace().inverse(h)
+            stats, h = actnorm_stack_init(h, self._steps(s, with_actnorm=False), 3)
             self.put_variable("params", f"actnorm_{s}", stats)
             h = h[..., : c // 2]
 

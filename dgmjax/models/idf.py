@@ -27,10 +27,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dgmjax import _validation as v
-from dgmjax.bijectors import FactorOut, Permute, ScanChain, Squeeze
-from dgmjax.likelihoods import integer_logistic_mixture_log_prob, integer_logistic_mixture_sample
-from dgmjax.nn.conditioners import ConvResNet, init_stacked
+from dgmjax import _checks as v
+from dgmjax.bijectors import LayerStack, Permute, Scale, merge_latent, multiscale_flow, split_latent
+from dgmjax.bijectors.multiscale import multiscale_shapes
+from dgmjax.distributions import IntegerLogisticMixture
+from dgmjax.nn.conditioners import ConvResNet
+from dgmjax.nn.stack import stack_params
 
 __all__ = ["IntegerDiscreteFlow", "round_straight_through"]
 
@@ -60,22 +62,17 @@ class IntegerDiscreteFlow(nn.Module):
     num_blocks: int = 1
     num_mixtures: int = 5
 
-    def _shapes(self):
+    def _squeezes(self):
         if len(self.image_shape) != 3:
             raise ValueError(f"`image_shape` must be (H, W, C); got {tuple(self.image_shape)}.")
         v.check_num_levels(self.num_levels)
         v.check_positive_int(self.num_scales, "num_scales")
         v.check_positive_int(self.num_layers, "num_layers")
-        h, w, c = self.image_shape
-        if h % 2**self.num_scales or w % 2**self.num_scales:
-            raise ValueError(f"`image_shape` {tuple(self.image_shape)} must have H and W divisible by "
-                             f"2**num_scales = {2**self.num_scales}.")
-        shapes = []
-        for _ in range(self.num_scales):
-            h, w, c = h // 2, w // 2, 4 * c
-            shapes.append((h, w, c))
-            c = c // 2  # the kept half goes on; the rest is factored out
-        return shapes
+        return [True] * self.num_scales
+
+    def _shapes(self):
+        """The squeezed (h, w, c) each scale's couplings act on."""
+        return [after for _, after in multiscale_shapes(self.image_shape, self._squeezes())]
 
     def _net(self, c):
         return ConvResNet(self.features, self.num_blocks, c - c // 2, parent=None)
@@ -83,7 +80,7 @@ class IntegerDiscreteFlow(nn.Module):
     def setup(self):
         shapes = self._shapes()
         for s, (h, w, c) in enumerate(shapes):
-            self.param(f"coupling_{s}", lambda rng, h=h, w=w, c=c: init_stacked(
+            self.param(f"coupling_{s}", lambda rng, h=h, w=w, c=c: stack_params(
                 self._net(c), rng, self.num_layers, jnp.zeros((1, h, w, c // 2))))
             if s + 1 < len(shapes):
                 self.param(f"prior_net_{s}", lambda rng, h=h, w=w, c=c: self._prior_net(c).init(
@@ -91,8 +88,8 @@ class IntegerDiscreteFlow(nn.Module):
         k, shape = self.num_mixtures, tuple(self.image_shape)
         # The means are stored in units of num_levels around the centre of the level range
         # (see `prior_params`): a step of Adam moves a stored parameter by about the learning
-        # rate, so in raw level units the means would crawl (0.5 levels in 2000 steps at lr
-        # 1e-3); on this scale they cross the whole range in about 1/lr steps. `__call__`
+        # rate, so in raw level units the means would crawl (about lr levels per step); on this
+        # scale they cross the whole range in about 1/lr steps. `__call__`
         # replaces these values at init with ones fitted to the init batch's latents.
         self.prior = self.param("prior", lambda rng: {
             "logit_weights": jnp.zeros(shape + (k,)),
@@ -120,8 +117,7 @@ class IntegerDiscreteFlow(nn.Module):
         Per dimension, component k (of K, equally weighted) covers the batch's latents between
         their k/K and (k + 1)/K quantiles: its mean is the (k + 1/2)/K quantile and its scale
         a quarter of the bin's width, at least 1/4 level (a bin where the batch is constant,
-        as on MNIST's borders, then gets probability sigmoid(2) - sigmoid(-2) = 0.76). On the
-        digits this starts the prior at 2.70 test bits/dim against 3.03 for one shared scale.
+        as on MNIST's borders, then gets probability sigmoid(2) - sigmoid(-2) = 0.76).
         """
         k, shape = self.num_mixtures, tuple(self.image_shape)
         flat = z.reshape(z.shape[0], -1)
@@ -134,40 +130,33 @@ class IntegerDiscreteFlow(nn.Module):
             "scaled_means": (means - centre) / self.num_levels,
             "log_scales": jnp.log(jnp.maximum(widths / 4.0, 0.25))})
 
-    def _steps(self, s: int, c: int) -> ScanChain:
+    def _steps(self, s: int, c: int) -> LayerStack:
         net = self._net(c)
         scale = 1.0 / self.num_levels
+        reverse = distrax.Block(Permute(np.arange(c)[::-1]), 2)
 
-        def layer(p):
+        def layer(p, _):
             def translation(kept):
                 return round_straight_through(net.apply({"params": p}, kept * scale))[..., None]
 
             coupling = distrax.SplitCoupling(c // 2, 3, translation,
                                              lambda t: distrax.Block(distrax.Shift(t[..., 0]), 3))
-            reverse = distrax.Block(Permute(jnp.arange(c)[::-1]), 2)
             return distrax.Chain([reverse, coupling])
 
-        return ScanChain(layer, self.get_variable("params", f"coupling_{s}"), event_ndims=3)
+        return LayerStack(layer, self.get_variable("params", f"coupling_{s}"), event_ndims=3)
 
     def bijector(self) -> distrax.Bijector:
-        shapes = self._shapes()
+        """The integer bijection: `forward` latent -> image, `inverse` image -> latent (on floats
+        holding integers)."""
+        return multiscale_flow(self.image_shape, [Scale(None, True, self._steps(s, shape[2]))
+                                                  for s, shape in enumerate(self._shapes())])
 
-        def scale(s):
-            c = shapes[s][2]
-            layers = [distrax.Inverse(Squeeze()), self._steps(s, c)]
-            if s + 1 < len(shapes):
-                layers.append(FactorOut(scale(s + 1), c // 2))
-            layers.append(Squeeze())
-            return distrax.Chain(layers)
-
-        return scale(0)
-
-    def encode(self, x):
-        """The integer latent z = f(x) (as float32 holding integers)."""
+    def latent(self, x):
+        """The integer latent z = f(x) of integer images x (as float32 holding integers)."""
         return self.bijector().inverse(x.astype(jnp.float32))
 
-    def decode(self, z):
-        """x = f^-1(z) (as float32 holding integers)."""
+    def image(self, z):
+        """The image x = f^-1(z) of an integer latent z (as float32 holding integers)."""
         return self.bijector().forward(z.astype(jnp.float32))
 
     def __call__(self, x):
@@ -175,23 +164,18 @@ class IntegerDiscreteFlow(nn.Module):
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.image_shape):
             raise ValueError(f"`x` must have shape (B,) + {tuple(self.image_shape)}; got {x.shape}.")
         v.check_integer_levels(x, self.num_levels, "x")
-        z = self.encode(x)
+        z = self.latent(x)
         if self.is_initializing():
             self._data_dependent_init(z)
         return self.latent_log_prob(z)
 
     def _level_biases(self):
-        """The per-dimension prior in each scale's layout: [(factored-out half) per scale
-        but the last, then the deepest latent], each a dict of (h, w, c, K) arrays."""
-        biases, p = [], {k: jnp.moveaxis(a, -1, 0) for k, a in self.prior_params().items()}
-        for s, (_, _, c) in enumerate(self._shapes()):
-            p = {k: Squeeze().forward(a) for k, a in p.items()}
-            if s + 1 == self.num_scales:
-                biases.append(p)
-            else:
-                biases.append({k: a[..., c // 2:] for k, a in p.items()})
-                p = {k: a[..., : c // 2] for k, a in p.items()}
-        return [{k: jnp.moveaxis(a, 0, -1) for k, a in b.items()} for b in biases]
+        """The per-dimension prior in the latent's parts (`split_latent`): the factored-out half of
+        every scale but the last, then the deepest latent; each a dict of (h, w, c, K) arrays."""
+        squeezes = self._squeezes()
+        parts = {k: split_latent(jnp.moveaxis(a, -1, 0), self.image_shape, squeezes)
+                 for k, a in self.prior_params().items()}
+        return [{k: jnp.moveaxis(parts[k][s], 0, -1) for k in parts} for s in range(self.num_scales)]
 
     def _conditional(self, s, kept, bias):
         """Mixture parameters of the half factored out at scale s, given the kept half."""
@@ -203,20 +187,25 @@ class IntegerDiscreteFlow(nn.Module):
                 "means": bias["means"] + self.num_levels * out[..., 1, :],
                 "log_scales": bias["log_scales"] + out[..., 2, :]}
 
+    def _kept(self, parts, s):
+        """The channels scale s keeps for the deeper scales, in its squeezed layout, from the
+        latent's deeper parts."""
+        shape = multiscale_shapes(self.image_shape, self._squeezes())[s + 1][0]
+        return merge_latent(parts[s + 1:], shape, self._squeezes()[s + 1:])
+
+    def _prior(self, p) -> IntegerLogisticMixture:
+        return IntegerLogisticMixture(p["logit_weights"], p["means"], p["log_scales"])
+
     def latent_log_prob(self, z):
         """log P_Z(z) in nats, shape (B,), for integer latents z of the data's shape."""
         if z.ndim != 4 or tuple(z.shape[1:]) != tuple(self.image_shape):
             raise ValueError(f"`z` must have shape (B,) + {tuple(self.image_shape)}; got {z.shape}.")
-        biases, total, h = self._level_biases(), 0.0, z
-        for s, (_, _, c) in enumerate(self._shapes()):
-            h = Squeeze().forward(h)
-            if s + 1 == self.num_scales:
-                part, p = h, biases[s]
-            else:
-                h, part = h[..., : c // 2], h[..., c // 2:]
-                p = self._conditional(s, h, biases[s])
-            total = total + integer_logistic_mixture_log_prob(
-                part, p["logit_weights"], p["means"], p["log_scales"]).sum((1, 2, 3))
+        parts = split_latent(z, self.image_shape, self._squeezes())
+        biases, total = self._level_biases(), 0.0
+        for s, part in enumerate(parts):
+            last = s + 1 == self.num_scales
+            p = biases[s] if last else self._conditional(s, self._kept(parts, s), biases[s])
+            total = total + self._prior(p).log_prob(part).sum((1, 2, 3))
         return total
 
     def sample(self, key, num_samples: int):
@@ -226,15 +215,12 @@ class IntegerDiscreteFlow(nn.Module):
         keys = jax.random.split(key, self.num_scales)
 
         def draw(k, p):
-            p = jax.tree_util.tree_map(
-                lambda a: jnp.broadcast_to(a, (num_samples,) + a.shape[-4:]), p)
-            return integer_logistic_mixture_sample(k, p["logit_weights"], p["means"],
-                                                   p["log_scales"]).astype(jnp.float32)
+            p = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (num_samples,) + a.shape[-4:]), p)
+            return self._prior(p).sample(seed=k).astype(jnp.float32)
 
-        h = draw(keys[-1], biases[-1])  # the deepest latent, in the last scale's layout
+        parts = [None] * self.num_scales
+        parts[-1] = draw(keys[-1], biases[-1])  # the deepest latent
         for s in range(self.num_scales - 2, -1, -1):
-            h = Squeeze().inverse(h)  # the kept half of scale s
-            factored = draw(keys[s], self._conditional(s, h, biases[s]))
-            h = jnp.concatenate([h, factored], axis=-1)
-        z = Squeeze().inverse(h)
-        return jnp.round(self.decode(z)).astype(jnp.int32)
+            parts[s] = draw(keys[s], self._conditional(s, self._kept(parts, s), biases[s]))
+        z = merge_latent(parts, self.image_shape, self._squeezes())
+        return jnp.round(self.image(z)).astype(jnp.int32)

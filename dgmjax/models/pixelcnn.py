@@ -3,12 +3,11 @@
 Two causal streams, as in PixelCNN++ (no blind spot): `u` sees the rows above
 a pixel (down-shifted convolutions), `ul` sees the rows above and the pixels
 to its left (down-right-shifted convolutions), each a stack of gated residual
-blocks run with `lax.scan`. The head gives, per pixel:
-
-- "mixture": a discretized logistic mixture of K components (for C = 3 with
-  PixelCNN++'s channel coupling, so the channels of a pixel are ordered too);
-- "bernoulli": one logit (binary data, C = 1);
-- "categorical": num_levels logits (C = 1).
+blocks run with `lax.scan`. A likelihood head (`dgmjax.distributions`) turns
+the last layer's outputs into each pixel's distribution: per channel
+(`LogisticMixtureHead`, `CategoricalHead`, `BernoulliHead`: the channels of a
+pixel independent given the pixels before it), or per RGB pixel with
+PixelCNN++'s channel coupling (`RGBLogisticMixtureHead`).
 
 log p(x) is one network pass; sampling is pixel by pixel through a
 `lax.fori_loop` (H*W passes). An optional context vector (a VAE decoder's
@@ -18,26 +17,20 @@ latent) enters every block.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dgmjax import _validation as v
-from dgmjax.likelihoods import (
-    bernoulli_log_prob,
-    categorical_log_prob,
-    discretized_logistic_mixture_log_prob,
-    discretized_logistic_mixture_sample,
-    discretized_logistic_rgb_log_prob,
-    discretized_logistic_rgb_sample,
-)
-from dgmjax.nn.conditioners import init_stacked
+from dgmjax import _checks as v
+from dgmjax._checks import check_context
+from dgmjax.distributions import LogisticMixtureHead
 from dgmjax.nn.conv import Conv
+from dgmjax.nn.stack import stack_params
 
 __all__ = ["PixelCNN", "down_shift", "right_shift"]
-
-HEADS = ("mixture", "bernoulli", "categorical")
 
 
 def down_shift(x):
@@ -113,18 +106,21 @@ class PixelCNN(nn.Module):
       num_levels: L, levels per channel.
       features: channels of both streams.
       num_blocks: gated residual blocks per stream (scanned).
-      head: "mixture" (K = num_mixtures discretized logistics; RGB-coupled when
-        C = 3), "bernoulli" (L = 2, C = 1) or "categorical" (C = 1).
-      num_mixtures: K.
+      head: a likelihood head from `dgmjax.distributions` (default a
+        discretized logistic mixture of 5 per channel; RGBLogisticMixtureHead
+        couples the channels of RGB pixels).
       context_size: > 0 to condition on a vector `context` of that size.
+
+    `model.apply(variables, x)` is log P(x) in nats per image (exact: the
+    model is discrete); `method=model.distribution` gives the distrax
+    distribution of x; `method=model.sample` draws images.
     """
 
     image_shape: Sequence[int]
     num_levels: int = 256
     features: int = 64
     num_blocks: int = 4
-    head: str = "mixture"
-    num_mixtures: int = 5
+    head: Any = LogisticMixtureHead(5)
     context_size: int = 0
     conv_impl: str = "auto"
 
@@ -133,39 +129,33 @@ class PixelCNN(nn.Module):
             raise ValueError(f"`image_shape` must be (H, W, C); got {tuple(self.image_shape)}.")
         v.check_num_levels(self.num_levels)
         v.check_positive_int(self.num_blocks, "num_blocks")
-        c = self.image_shape[-1]
-        if self.head not in HEADS:
-            raise ValueError(f"`head` must be one of {HEADS}; got {self.head!r}.")
-        if self.head == "mixture" and c not in (1, 3):
-            raise ValueError(f"the mixture head takes C = 1 or 3 (RGB coupling); got C = {c}.")
-        if self.head != "mixture" and c != 1:
-            raise ValueError(f"the {self.head} head takes one channel; got C = {c}.")
-        if self.head == "bernoulli" and self.num_levels != 2:
-            raise ValueError(f"the bernoulli head needs num_levels = 2; got {self.num_levels}.")
+        event = tuple(getattr(self.head, "event_shape", ()))
+        if event not in ((), (self.image_shape[-1],)):
+            raise ValueError(f"`head` {self.head} models pixels of {event[0]} channels; the images have "
+                             f"{self.image_shape[-1]}.")
+
+    def _per_pixel(self) -> bool:
+        return tuple(self.head.event_shape) != ()
 
     def _out_channels(self) -> int:
-        k, c = self.num_mixtures, self.image_shape[-1]
-        if self.head == "bernoulli":
-            return 1
-        if self.head == "categorical":
-            return self.num_levels
-        return 3 * k if c == 1 else 10 * k
+        p = self.head.num_params(self.num_levels)
+        return p if self._per_pixel() else p * self.image_shape[-1]
 
-    def _check_context(self, context, batch: int):
-        if self.context_size == 0:
-            if context is not None:
-                raise ValueError("`context` was given to an unconditional PixelCNN (context_size=0).")
-            return None
-        if context is None:
-            raise ValueError(f"this PixelCNN is conditional (context_size={self.context_size}); pass "
-                             "`context`.")
-        context = jnp.asarray(context)
-        if context.ndim == 1:
-            context = jnp.broadcast_to(context, (batch,) + context.shape)
-        if context.shape != (batch, self.context_size):
-            raise ValueError(f"`context` must have shape (batch, {self.context_size}) = "
-                             f"{(batch, self.context_size)}; got {context.shape}.")
+    def _context(self, context, batch: int):
+        context = check_context(context, self.context_size, "PixelCNN")
+        if context is not None:
+            if context.ndim == 1:
+                context = jnp.broadcast_to(context, (batch,) + context.shape)
+            if context.shape != (batch, self.context_size):
+                raise ValueError(f"`context` must have shape (batch, {self.context_size}) = "
+                                 f"{(batch, self.context_size)}; got {context.shape}.")
         return context
+
+    def _check_x(self, x):
+        self._check_config()
+        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.image_shape):
+            raise ValueError(f"`x` must have shape (B,) + {tuple(self.image_shape)}; got {x.shape}.")
+        v.check_integer_levels(x, self.num_levels, "x")
 
     @nn.compact
     def network(self, x, context=None):
@@ -183,7 +173,7 @@ class PixelCNN(nn.Module):
             right_shift(_down_right_conv(f, (2, 1), impl, name="ul_in_left")(xs))
         block = _Block(f, self.context_size, impl, parent=None)
         example_ctx = None if context is None else context[:1]
-        stacked = self.param("blocks", lambda rng: init_stacked(block, rng, self.num_blocks, u[:1], ul[:1],
+        stacked = self.param("blocks", lambda rng: stack_params(block, rng, self.num_blocks, u[:1], ul[:1],
                                                                 example_ctx))
 
         def body(carry, p):
@@ -193,52 +183,30 @@ class PixelCNN(nn.Module):
         (u, ul), _ = jax.lax.scan(body, (u, ul), stacked)
         return nn.Dense(self._out_channels(), name="head")(jax.nn.elu(ul))
 
-    def _split_head(self, out):
-        k = self.num_mixtures
-        if self.image_shape[-1] == 1:
-            return out[..., :k], out[..., k:2 * k], out[..., 2 * k:]
-        lw = out[..., :k]
-        rest = out[..., k:].reshape(out.shape[:-1] + (3, 3 * k))
-        return lw, rest[..., :k], rest[..., k:2 * k], rest[..., 2 * k:]
+    def _pixel_distribution(self, out) -> distrax.Distribution:
+        """The distribution of the channels of each position of `out` (..., P): event shape (C,)."""
+        if self._per_pixel():
+            return self.head(out, self.num_levels)
+        c = self.image_shape[-1]
+        per_channel = self.head(out.reshape(out.shape[:-1] + (c, -1)), self.num_levels)
+        return distrax.Independent(per_channel, 1)
 
-    def log_prob_per_pixel(self, x, out):
-        """log p of every pixel (B, H, W) given the head outputs."""
-        if self.head == "bernoulli":
-            return bernoulli_log_prob(x[..., 0], out[..., 0])
-        if self.head == "categorical":
-            return categorical_log_prob(x[..., 0], out)
-        if self.image_shape[-1] == 1:
-            lw, mu, ls = self._split_head(out)
-            return discretized_logistic_mixture_log_prob(x[..., 0], lw, mu, ls, self.num_levels)
-        lw, mu, ls, co = self._split_head(out)
-        return discretized_logistic_rgb_log_prob(x, lw, mu, ls, co, self.num_levels)
+    def distribution(self, x, context=None) -> distrax.Distribution:
+        """The distribution of images whose pixels are conditioned on those of x before them
+        (evaluate it at x for log P(x)): batch shape (B,), event shape (H, W, C)."""
+        self._check_x(x)
+        out = self.network(x, self._context(context, x.shape[0]))
+        return distrax.Independent(self._pixel_distribution(out), 2)
 
     def __call__(self, x, context=None):
-        """log p(x) in nats per image (exact: the model is discrete), shape (B,)."""
-        self._check_config()
-        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.image_shape):
-            raise ValueError(f"`x` must have shape (B,) + {tuple(self.image_shape)}; got {x.shape}.")
-        v.check_integer_levels(x, self.num_levels, "x")
-        context = self._check_context(context, x.shape[0])
-        out = self.network(x, context)
-        return self.log_prob_per_pixel(x, out).sum((1, 2))
-
-    def _sample_pixel(self, key, out):
-        """Samples one pixel (B, C) from its head outputs (B, out)."""
-        if self.head == "bernoulli":
-            return jax.random.bernoulli(key, jax.nn.sigmoid(out[..., :1])).astype(jnp.int32)
-        if self.head == "categorical":
-            return jax.random.categorical(key, out, axis=-1)[..., None].astype(jnp.int32)
-        if self.image_shape[-1] == 1:
-            lw, mu, ls = self._split_head(out)
-            return discretized_logistic_mixture_sample(key, lw, mu, ls, self.num_levels)[..., None]
-        lw, mu, ls, co = self._split_head(out)
-        return discretized_logistic_rgb_sample(key, lw, mu, ls, co, self.num_levels)
+        """log P(x) in nats per image (exact: the model is discrete), shape (B,)."""
+        return self.distribution(x, context).log_prob(x)
 
     def sample(self, key, num_samples: int, context=None):
         """Images (num_samples, H, W, C), int32, one pixel at a time (H*W network passes)."""
         num_samples = v.check_positive_int(num_samples, "num_samples")
-        context = self._check_context(context, num_samples)
+        self._check_config()
+        context = self._context(context, num_samples)
         h, w, c = self.image_shape
         canvas = jnp.zeros((num_samples, h, w, c), jnp.int32)
 
@@ -246,7 +214,8 @@ class PixelCNN(nn.Module):
             row, col = i // w, i % w
             out = self.network(canvas, context)
             pixel_out = jax.lax.dynamic_slice(out, (0, row, col, 0), (num_samples, 1, 1, out.shape[-1]))
-            pixel = self._sample_pixel(jax.random.fold_in(key, i), pixel_out[:, 0, 0])
+            pixel = self._pixel_distribution(pixel_out[:, 0, 0]).sample(seed=jax.random.fold_in(key, i))
+            pixel = jnp.clip(pixel.astype(jnp.int32), 0, self.num_levels - 1)
             return jax.lax.dynamic_update_slice(canvas, pixel[:, None, None, :], (0, row, col, 0))
 
         return jax.lax.fori_loop(0, h * w, body, canvas)

@@ -8,10 +8,9 @@ Both are Flax modules that give a `distrax.Transformed` distribution:
     samples = model.apply(variables, key, 16, method=model.sample)
     dist = model.bind(variables).distribution()      # a distrax distribution
 
-Identical coupling layers are stacked and run with `ScanChain` (lax.scan), so
-compile time does not grow with depth. The vector `RealNVP` also takes
-`scan_layers=False`: separate per-layer parameters in a Python loop, the
-faster train step at small depth on CPU (see `ScanChain`).
+Identical coupling layers form a `LayerStack`, scanned so that compile time
+does not grow with depth (the vector `RealNVP` can run them unrolled with
+`scan_layers=False`).
 """
 
 from __future__ import annotations
@@ -22,61 +21,26 @@ import distrax
 import jax.numpy as jnp
 import numpy as np
 
-from dgmjax import _validation as v
+from dgmjax import _checks as v
 from dgmjax.bijectors import (
-    FactorOut,
-    Logit,
+    LayerStack,
     Permute,
-    ScanChain,
-    Squeeze,
+    Scale,
+    ScaledSigmoid,
     affine_coupling,
     affine_split_coupling,
     alternating_mask,
     channel_mask,
     checkerboard_mask,
+    multiscale_flow,
+    multiscale_shapes,
 )
+from dgmjax.models.autoregressive import permutation_constants
 from dgmjax.models.base import FlowModule
-from dgmjax.nn.conditioners import MLP, ConvResNet, init_layerwise, init_stacked, layers_as_list
+from dgmjax.nn.conditioners import MLP, ConvResNet
+from dgmjax.nn.stack import stack_params
 
-__all__ = ["RealNVP", "ImageRealNVP", "layer_permutations"]
-
-PERMUTATIONS = ("none", "reversed", "random")
-
-
-def layer_permutations(kind: str, size: int, num_layers: int, seed: int = 0):
-    """Per-layer permutations (num_layers, size) of a vector flow, or None for "none"."""
-    if kind not in PERMUTATIONS:
-        raise ValueError(f"`permutation` must be one of {PERMUTATIONS}; got {kind!r}.")
-    if kind == "none":
-        return None
-    if kind == "reversed":
-        return np.tile(np.arange(size)[::-1], (num_layers, 1))
-    rng = np.random.default_rng(seed)
-    return np.stack([rng.permutation(size) for _ in range(num_layers)])
-
-
-def scanned_permutation(perms):
-    """How a stack of per-layer permutations enters a `ScanChain`.
-
-    Returns (shared, stacked): `shared` is a NumPy permutation when every
-    layer uses the same one (it is then a compile-time constant of the scan
-    body: no per-layer slicing and no sort), else None; `stacked` is then a
-    dict with the per-layer rows ("perm") and their inverses ("inv"), computed
-    once in NumPy, to scan over. (None, None) when `perms` is None.
-    """
-    if perms is None:
-        return None, None
-    perms = np.asarray(perms)
-    if (perms == perms[:1]).all():
-        return perms[0], None
-    return None, {"perm": jnp.asarray(perms), "inv": jnp.asarray(np.argsort(perms, axis=-1))}
-
-
-def layer_permute(shared, p):
-    """The Permute bijector of one layer, given `scanned_permutation`'s result."""
-    if shared is not None:
-        return Permute(shared)
-    return Permute(p["perm"]["perm"], p["perm"]["inv"])
+__all__ = ["ImageRealNVP", "RealNVP"]
 
 
 class RealNVP(FlowModule):
@@ -97,11 +61,9 @@ class RealNVP(FlowModule):
         "reversed" for split ones (which need one, or the same half would be
         transformed in every layer).
       remat: recompute activations in the backward pass to save memory.
-      scan_layers: True (default): parameters stacked on a layer axis and the
-        layers run with `lax.scan`, compile time flat in depth. False:
-        parameters `{"layer_i": ...}` per layer and a Python loop, a faster
-        step at small depth (`dgmjax.nn.stack_layers` / `unstack_layers`
-        convert between the two layouts).
+      scan_layers: True: stacked parameters, scanned (compile time flat in
+        depth); False: per-layer parameters run unrolled (a faster step at
+        small depth). See `LayerStack`.
     """
 
     event_size: int
@@ -136,11 +98,8 @@ class RealNVP(FlowModule):
             raise ValueError("split couplings need `permutation` 'reversed' or 'random'; with 'none' "
                              "the same half would be transformed in every layer.")
         width = self.event_size if self.coupling == "masked" else self._split_index()
-        dummy = jnp.zeros((1, width))
-        init = init_stacked if self.scan_layers else init_layerwise
-        self.conditioners = self.param(
-            "conditioners", lambda rng: init(self._net(), rng, self.num_layers, dummy)
-        )
+        self.conditioners = self.param("conditioners", lambda rng: stack_params(
+            self._net(), rng, self.num_layers, jnp.zeros((1, width)), scan=self.scan_layers))
 
     def event_shape(self):
         return (self.event_size,)
@@ -150,37 +109,24 @@ class RealNVP(FlowModule):
 
     def bijector(self, context=None):
         net = self._net()
-        perms = layer_permutations(self._permutation(), self.event_size, self.num_layers)
-        masks = np.stack([alternating_mask(self.event_size, i % 2) for i in range(self.num_layers)])
-        if self.scan_layers:
-            params = {"net": self.conditioners}
-            if self.coupling == "masked":
-                params["mask"] = jnp.asarray(masks)
-            shared, stacked = scanned_permutation(perms)
-            if stacked is not None:
-                params["perm"] = stacked
-        else:  # per-layer constants stay NumPy: compile-time constants of each layer
-            params = [{"net": p} for p in layers_as_list(self.conditioners)]
-            for i, p in enumerate(params):
-                if self.coupling == "masked":
-                    p["mask"] = masks[i]
-                if perms is not None:
-                    p["perm"] = perms[i]
+        constants = permutation_constants(self._permutation(), self.event_size, self.num_layers) or {}
+        if self.coupling == "masked":
+            constants["mask"] = np.stack([alternating_mask(self.event_size, i % 2)
+                                          for i in range(self.num_layers)])
 
-        def layer(p):
-            cond = lambda h: net.apply({"params": p["net"]}, h)
+        def layer(p, c):
+            cond = lambda h: net.apply({"params": p}, h)
             if self.coupling == "masked":
-                coupling = affine_coupling(p["mask"], cond, scale_fn=self.scale_fn)
+                coupling = affine_coupling(c["mask"], cond, scale_fn=self.scale_fn)
             else:
                 coupling = affine_split_coupling(self._split_index(), cond, event_ndims=1,
                                                  scale_fn=self.scale_fn)
-            if perms is None:
+            if "perm" not in c:
                 return coupling
-            permute = layer_permute(shared, p) if self.scan_layers else Permute(p["perm"])
-            return distrax.Chain([permute, coupling])
+            return distrax.Chain([Permute(c["perm"], c["inv"]), coupling])
 
-        return ScanChain(layer, params, event_ndims=1, remat=self.remat,
-                         layerwise=not self.scan_layers)
+        return LayerStack(layer, self.conditioners, event_ndims=1, constants=constants,
+                          remat=self.remat)
 
 
 class ImageRealNVP(FlowModule):
@@ -191,12 +137,22 @@ class ImageRealNVP(FlowModule):
     squeeze to (h/2, w/2, 4c), `num_channelwise` couplings with channel masks,
     and a factor-out: 2c channels continue to scale s + 1, the other 2c go to
     the latent. The latent has the data's shape and a standard normal base.
-    With `logit_alpha` set, a `Logit(alpha)` preprocessing bijector sits on the
-    data side and its log-det is part of `log_prob`.
+    With `logit_alpha` set, a `ScaledSigmoid(alpha)` sits on the data side (the
+    logit preprocessing of the density direction) and its log-det is part of
+    `log_prob`.
 
     Conditioners are ResNets whose last conv is zero-initialized, so the flow
     starts as the identity (up to the logit). Checkerboard conditioners also
     see the mask, since convolutions cannot tell the two parities apart.
+
+    Attributes:
+      image_shape: (H, W, C); H and W divisible by 2**(num_scales - 1).
+      num_scales: scales, each but the last ending in a factor-out.
+      num_checkerboard, num_channelwise: couplings per scale.
+      features, num_blocks, activation: the ConvResNet conditioners.
+      scale_fn: coupling scale bound ("tanh" or "sigmoid").
+      logit_alpha: the logit preprocessing's alpha, or None for none.
+      remat: recompute activations in the backward pass to save memory.
     """
 
     image_shape: Sequence[int]
@@ -210,22 +166,12 @@ class ImageRealNVP(FlowModule):
     logit_alpha: float | None = 0.05
     remat: bool = False
 
-    def _shapes(self):
-        if len(self.image_shape) != 3:
-            raise ValueError(f"`image_shape` must be (H, W, C); got {tuple(self.image_shape)}.")
-        h, w, c = self.image_shape
+    def _squeezes(self):
         v.check_positive_int(self.num_scales, "num_scales")
-        div = 2 ** (self.num_scales - 1)
-        if h % div or w % div:
-            raise ValueError(
-                f"`image_shape` {tuple(self.image_shape)} must have H and W divisible by "
-                f"2**(num_scales-1) = {div} for num_scales={self.num_scales}."
-            )
-        shapes = []
-        for _ in range(self.num_scales):
-            shapes.append((h, w, c))
-            h, w, c = h // 2, w // 2, 2 * c
-        return shapes
+        return [s + 1 < self.num_scales for s in range(self.num_scales)]
+
+    def _shapes(self):
+        return multiscale_shapes(self.image_shape, self._squeezes())
 
     def _net(self, out_channels: int) -> ConvResNet:
         return ConvResNet(self.features, self.num_blocks, out_channels, self.activation, parent=None)
@@ -233,20 +179,14 @@ class ImageRealNVP(FlowModule):
     def setup(self):
         v.check_positive_int(self.num_checkerboard, "num_checkerboard")
         stacks = {}
-        for s, (h, w, c) in enumerate(self._shapes()):
-            stacks[f"checkerboard_{s}"] = self.param(
-                f"checkerboard_{s}",
-                lambda rng, h=h, w=w, c=c: init_stacked(
-                    self._net(2 * c), rng, self.num_checkerboard, jnp.zeros((1, h, w, 2 * c))),
-            )
+        for s, ((h, w, c), (hs, ws, cs)) in enumerate(self._shapes()):
+            stacks[f"checkerboard_{s}"] = self.param(f"checkerboard_{s}", lambda rng, h=h, w=w, c=c: (
+                stack_params(self._net(2 * c), rng, self.num_checkerboard, jnp.zeros((1, h, w, 2 * c)))))
             if s < self.num_scales - 1:
                 v.check_positive_int(self.num_channelwise, "num_channelwise")
                 stacks[f"channelwise_{s}"] = self.param(
-                    f"channelwise_{s}",
-                    lambda rng, h=h, w=w, c=c: init_stacked(
-                        self._net(8 * c), rng, self.num_channelwise,
-                        jnp.zeros((1, h // 2, w // 2, 4 * c))),
-                )
+                    f"channelwise_{s}", lambda rng, hs=hs, ws=ws, cs=cs: stack_params(
+                        self._net(2 * cs), rng, self.num_channelwise, jnp.zeros((1, hs, ws, cs))))
         self.stacks = stacks
 
     def event_shape(self):
@@ -255,39 +195,34 @@ class ImageRealNVP(FlowModule):
     def base_distribution(self):
         return distrax.Independent(distrax.Normal(jnp.zeros(self.event_shape()), 1.0), 3)
 
-    def _coupling_stack(self, params, masks, shape, with_mask_input: bool) -> ScanChain:
-        net = self._net(2 * shape[-1])
+    def _coupling_stack(self, params, masks, channels: int, with_mask_input: bool) -> LayerStack:
+        net = self._net(2 * channels)
 
-        def layer(p):
-            mask = p["mask"]
+        def layer(p, c):
+            mask = c["mask"]
 
             def cond(xm):
                 inp = xm
                 if with_mask_input:
                     inp = jnp.concatenate([xm, jnp.broadcast_to(mask, xm.shape).astype(xm.dtype)], -1)
-                out = net.apply({"params": p["net"]}, inp)
-                return out.reshape(xm.shape + (2,))
+                return net.apply({"params": p}, inp).reshape(xm.shape + (2,))
 
             return affine_coupling(mask, cond, scale_fn=self.scale_fn)
 
-        return ScanChain(layer, {"net": params, "mask": jnp.asarray(masks)}, event_ndims=3,
-                         remat=self.remat)
-
-    def _scale(self, s: int, shapes) -> distrax.Bijector:
-        h, w, c = shapes[s]
-        cb_masks = np.stack([checkerboard_mask((h, w, c), i % 2) for i in range(self.num_checkerboard)])
-        checkerboard = self._coupling_stack(self.stacks[f"checkerboard_{s}"], cb_masks, (h, w, c), True)
-        if s == self.num_scales - 1:
-            return checkerboard
-        sq_shape = (h // 2, w // 2, 4 * c)
-        ch_masks = np.stack([channel_mask(sq_shape, i % 2) for i in range(self.num_channelwise)])
-        channelwise = self._coupling_stack(self.stacks[f"channelwise_{s}"], ch_masks, sq_shape, False)
-        deeper = FactorOut(self._scale(s + 1, shapes), num_kept=2 * c)
-        # Listed data side first: forward (noise -> data) runs right to left.
-        return distrax.Chain([checkerboard, distrax.Inverse(Squeeze()), channelwise, deeper, Squeeze()])
+        return LayerStack(layer, params, event_ndims=3, constants={"mask": masks}, remat=self.remat)
 
     def bijector(self, context=None):
-        flow = self._scale(0, self._shapes())
+        scales = []
+        for s, (shape, squeezed) in enumerate(self._shapes()):
+            cb = np.stack([checkerboard_mask(shape, i % 2) for i in range(self.num_checkerboard)])
+            checkerboard = self._coupling_stack(self.stacks[f"checkerboard_{s}"], cb, shape[-1], True)
+            if s == self.num_scales - 1:
+                scales.append(Scale(checkerboard, squeeze=False))
+                continue
+            ch = np.stack([channel_mask(squeezed, i % 2) for i in range(self.num_channelwise)])
+            channelwise = self._coupling_stack(self.stacks[f"channelwise_{s}"], ch, squeezed[-1], False)
+            scales.append(Scale(checkerboard, squeeze=True, post=channelwise))
+        flow = multiscale_flow(self.image_shape, scales)
         if self.logit_alpha is None:
             return flow
-        return distrax.Chain([distrax.Block(distrax.Inverse(Logit(self.logit_alpha)), 3), flow])
+        return distrax.Chain([distrax.Block(ScaledSigmoid(self.logit_alpha), 3), flow])

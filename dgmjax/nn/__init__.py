@@ -1,18 +1,10 @@
-"""Flax linen modules: conditioner networks (MLP, ConvResNet, MADE) and a scan-friendly Conv."""
+"""Flax linen networks: MADE, the coupling conditioners (MLP, ConvResNet), a scan-friendly Conv,
+and `stack_params` for stacks of identical layers."""
 
-from dgmjax.nn.conditioners import (
-    MLP,
-    ConvResNet,
-    ResidualBlock,
-    get_activation,
-    init_layerwise,
-    init_stacked,
-    layers_as_list,
-    stack_layers,
-    unstack_layers,
-)
+from dgmjax.nn.conditioners import MLP, ConvResNet, ResidualBlock, get_activation
 from dgmjax.nn.conv import Conv, conv2d_same
 from dgmjax.nn.made import MADE, MaskedDense, made_degrees, made_masks, made_order
+from dgmjax.nn.stack import stack_params, zip_layers
 
 __all__ = [
     "MADE",
@@ -23,12 +15,9 @@ __all__ = [
     "ResidualBlock",
     "conv2d_same",
     "get_activation",
-    "init_layerwise",
-    "init_stacked",
-    "layers_as_list",
     "made_degrees",
     "made_masks",
     "made_order",
-    "stack_layers",
-    "unstack_layers",
+    "stack_params",
+    "zip_layers",
 ]

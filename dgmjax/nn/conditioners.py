@@ -10,7 +10,6 @@ import math
 from collections.abc import Callable, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from dgmjax.nn.conv import Conv
@@ -91,50 +90,3 @@ class ConvResNet(nn.Module):
         init = nn.initializers.zeros if self.zero_init_output else nn.initializers.lecun_normal()
         h = Conv(self.out_channels, (3, 3), kernel_init=init, impl=self.conv_impl)(h)
         return h.reshape(batch_shape + h.shape[-3:])
-
-
-def init_stacked(module: nn.Module, rng: jax.Array, num: int, *example_inputs):
-    """Initializes `num` independent copies of `module`, parameters stacked on axis 0.
-
-    The result feeds `dgmjax.bijectors.ScanChain`: slice i is a valid `params`
-    collection for `module.apply`.
-    """
-    keys = jax.random.split(rng, num)
-    return jax.vmap(lambda k: module.init(k, *example_inputs)["params"])(keys)
-
-
-def init_layerwise(module: nn.Module, rng: jax.Array, num: int, *example_inputs) -> dict:
-    """Initializes `num` copies of `module` as separate parameter trees `{"layer_i": params_i}`.
-
-    The layerwise counterpart of `init_stacked` (same keys, so the same values:
-    `stack_layers(init_layerwise(...))` equals `init_stacked(...)`), for
-    models built with `scan_layers=False`.
-    """
-    if not isinstance(num, int) or num < 1:
-        raise ValueError(f"`num` (layers) must be a positive int; got {num!r}.")
-    keys = jax.random.split(rng, num)
-    return {f"layer_{i}": module.init(k, *example_inputs)["params"] for i, k in enumerate(keys)}
-
-
-def layers_as_list(params) -> list:
-    """`{"layer_0": p0, "layer_1": p1, ...}` as the list `[p0, p1, ...]`, in layer order."""
-    expected = {f"layer_{i}" for i in range(len(params))}
-    if not params or set(params) != expected:
-        raise ValueError("layerwise `params` must have the keys layer_0 .. layer_{L-1} and nothing "
-                         f"else; got {sorted(params)}.")
-    return [params[f"layer_{i}"] for i in range(len(params))]
-
-
-def stack_layers(params):
-    """Layerwise parameters `{"layer_i": p_i}` stacked on a leading axis (the `scan_layers=True` layout)."""
-    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *layers_as_list(params))
-
-
-def unstack_layers(stacked) -> dict:
-    """Stacked parameters split into `{"layer_i": p_i}` (the `scan_layers=False` layout)."""
-    lengths = {leaf.shape[0] if leaf.ndim else None for leaf in jax.tree_util.tree_leaves(stacked)}
-    if len(lengths) != 1 or None in lengths:
-        raise ValueError("`stacked` must be a non-empty pytree whose leaves share one leading (layer) "
-                         f"axis; got leading sizes {sorted(str(n) for n in lengths)}.")
-    num = lengths.pop()
-    return {f"layer_{i}": jax.tree_util.tree_map(lambda a, i=i: a[i], stacked) for i in range(num)}

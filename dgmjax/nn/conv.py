@@ -2,8 +2,8 @@
 
 XLA:CPU runs the kernel gradient of a convolution placed inside a loop body
 (`lax.scan`, which dgmjax uses to stack flow layers) through a slow generic
-path: measured here ~50x slower than the same convolution outside the loop
-(jax issue #12868). Written as a sum of kh*kw shifted matmuls the same
+path, far slower than the same convolution outside the loop (jax issue
+#12868). Written as a sum of kh*kw shifted matmuls the same
 convolution differentiates into plain dots, which are fast in loops. `Conv`
 uses that form on CPU and XLA's native convolution elsewhere (cuDNN on GPU,
 the MXU on TPU); both compute the same cross-correlation.

@@ -11,6 +11,13 @@ connects to the previous-layer units of degree <= k, and the smallest is
 there) and at least one output (every layer holds degree D-1 >= k, and the
 outputs have degrees up to D > k): no unit is dead. Output d connects to last-hidden units of degree
 < m(d).
+
+Inputs are real values (a flow's conditioner) or integer levels, encoded as
+one-hot vectors or learned embeddings whose entries all carry their
+variable's degree. The output bias can start from given values
+(`output_bias`): the first variable's outputs depend on no input at all, so
+a mixture head whose components start identical would keep them identical
+there; `dgmjax.models.MADEDensity` starts them apart.
 """
 
 from __future__ import annotations
@@ -18,12 +25,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dgmjax import _checks as v
 from dgmjax.nn.conditioners import get_activation
 
 ORDERS = ("natural", "reversed", "random")
+INPUT_ENCODINGS = ("real", "one_hot", "embedding")
 
 
 def made_order(order: str | Sequence[int], event_size: int, seed: int = 0) -> np.ndarray:
@@ -98,8 +108,14 @@ class MADE(nn.Module):
       context_size: > 0 for a conditional MADE: `__call__(x, context)` adds an
         unmasked projection of the context to the first hidden layer.
       activation: hidden activation.
-      zero_init_output: zero the output layer, so a flow built on it starts as
-        the identity.
+      zero_init_output: zero the output layer's kernel, so a flow built on it
+        starts as the identity.
+      output_bias: initial output bias per parameter (length num_params),
+        shared by every dimension; None for zeros.
+      input_encoding: "real" (x is real-valued), "one_hot" or "embedding"
+        (x holds integer levels in [0, num_levels); each variable is encoded
+        as a one-hot vector or an `embedding_size` learned embedding).
+      num_levels, embedding_size: for the categorical encodings.
     """
 
     event_size: int
@@ -110,34 +126,57 @@ class MADE(nn.Module):
     context_size: int = 0
     activation: str = "relu"
     zero_init_output: bool = True
+    output_bias: Sequence[float] | None = None
+    input_encoding: str = "real"
+    num_levels: int | None = None
+    embedding_size: int = 16
 
     def input_order(self) -> np.ndarray:
         return made_order(self.order, self.event_size, self.order_seed)
+
+    def _encode(self, x):
+        """x as (..., D * R) input features, R per variable (1 for real values)."""
+        if self.input_encoding not in INPUT_ENCODINGS:
+            raise ValueError(f"`input_encoding` must be one of {INPUT_ENCODINGS}; got "
+                             f"{self.input_encoding!r}.")
+        if self.input_encoding == "real":
+            v.check_float(x, "x")
+            return x, 1
+        num_levels = v.check_num_levels(self.num_levels, "num_levels")
+        v.check_integer_levels(x, num_levels, "x")
+        if self.input_encoding == "one_hot":
+            h = jax.nn.one_hot(x, num_levels, dtype=jnp.float32)
+        else:
+            e = v.check_positive_int(self.embedding_size, "embedding_size")
+            table = self.param("embedding", nn.initializers.normal(1.0), (self.event_size, num_levels, e))
+            h = table[jnp.arange(self.event_size), x.astype(jnp.int32)]
+        return h.reshape(x.shape[:-1] + (-1,)), h.shape[-1]
 
     @nn.compact
     def __call__(self, x, context=None):
         d = self.event_size
         if not self.hidden_sizes:
             raise ValueError("`hidden_sizes` must hold at least one layer width.")
-        if x.shape[-1] != d:
+        if x.ndim < 1 or x.shape[-1] != d:
             raise ValueError(f"`x` must have last axis of size event_size={d}; got shape {x.shape}.")
-        if self.context_size == 0 and context is not None:
-            raise ValueError("`context` was given to an unconditional MADE (context_size=0).")
-        if self.context_size > 0:
-            if context is None:
-                raise ValueError(f"this MADE is conditional (context_size={self.context_size}); "
-                                 "pass `context`.")
-            if context.shape[-1] != self.context_size:
-                raise ValueError(f"`context` must have last axis {self.context_size}; got shape "
-                                 f"{context.shape}.")
+        context = v.check_context(context, self.context_size, "MADE")
+        if self.output_bias is not None and len(self.output_bias) != self.num_params:
+            raise ValueError(f"`output_bias` must hold num_params={self.num_params} values; got "
+                             f"{len(self.output_bias)}.")
         masks = made_masks(d, self.hidden_sizes, self.input_order(), self.num_params)
+        h, per_variable = self._encode(x)
+        masks[0] = np.repeat(masks[0], per_variable, axis=0)  # every feature of a variable: its degree
         act = get_activation(self.activation)
-        h = x
         for i, width in enumerate(self.hidden_sizes):
             h = MaskedDense(width, masks[i], name=f"masked_{i}")(h)
             if i == 0 and self.context_size > 0:
                 h = h + nn.Dense(width, use_bias=False, name="context")(context)
             h = act(h)
         init = nn.initializers.zeros if self.zero_init_output else nn.initializers.lecun_normal()
-        out = MaskedDense(d * self.num_params, masks[-1], kernel_init=init, name="output")(h)
+        bias_init = nn.initializers.zeros
+        if self.output_bias is not None:
+            bias = np.tile(np.asarray(self.output_bias, np.float32), d)  # unit (d, p) at column d*P + p
+            bias_init = lambda rng, shape, dtype=jnp.float32: jnp.asarray(bias, dtype).reshape(shape)
+        out = MaskedDense(d * self.num_params, masks[-1], kernel_init=init, bias_init=bias_init,
+                          name="output")(h)
         return out.reshape(out.shape[:-1] + (d, self.num_params))

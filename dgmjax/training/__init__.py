@@ -1,13 +1,17 @@
-"""Training: optax optimizers, train state with EMA, jitted steps, orbax checkpoints,
-metrics (JSON lines + TensorBoard), plots, data-parallel sharding, and the loop."""
+"""Training as a library piece: `train(loss_fn, state, batches, ...) -> TrainState`.
+
+optax optimizers (`make_optimizer`), a `TrainState` with EMA and skipping of
+non-finite steps, jitted steps, orbax checkpoints with exact resume
+(`Checkpointer`, `load_params`), metrics as JSON lines and TensorBoard
+events, and data parallelism over a `jax.sharding` Mesh.
+"""
 
 from dgmjax.training.checkpoint import Checkpointer, load_params
-from dgmjax.training.config import default_config
-from dgmjax.training.loop import evaluate, train, train_and_evaluate
+from dgmjax.training.loop import make_evaluator, train
 from dgmjax.training.metrics import MetricWriter, read_metrics
 from dgmjax.training.optim import make_optimizer, make_schedule
-from dgmjax.training.sharding import batch_sharded, make_mesh, replicated
-from dgmjax.training.state import TrainState
+from dgmjax.training.sharding import batch_sharded, make_mesh, maybe_initialize_distributed, replicated
+from dgmjax.training.state import TrainState, ema_decay_at
 from dgmjax.training.steps import make_eval_step, make_train_step
 
 __all__ = [
@@ -15,16 +19,16 @@ __all__ = [
     "MetricWriter",
     "TrainState",
     "batch_sharded",
-    "default_config",
-    "evaluate",
+    "ema_decay_at",
     "load_params",
     "make_eval_step",
+    "make_evaluator",
     "make_mesh",
     "make_optimizer",
     "make_schedule",
     "make_train_step",
+    "maybe_initialize_distributed",
     "read_metrics",
     "replicated",
     "train",
-    "train_and_evaluate",
 ]

@@ -51,9 +51,6 @@ class Checkpointer:
             raise ValueError(f"no checkpoint in {str(self.directory)!r}.")
         return self._manager.restore(step, args=ocp.args.StandardRestore())
 
-    def wait(self) -> None:
-        self._manager.wait_until_finished()
-
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()

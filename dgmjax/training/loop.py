@@ -1,10 +1,14 @@
-"""The training loop: data-parallel jitted steps, EMA, checkpoints, metrics, samples.
+"""The training loop: jitted data-parallel steps, EMA, checkpoints with exact resume, metrics.
 
-`train(task, config, workdir)` runs any `dgmjax.tasks.Task`; `train_and_evaluate`
-builds the task from the config first. Rerunning with the same workdir resumes
-from the latest checkpoint and continues exactly as an uninterrupted run would:
-batches are a function of the step, the step's key is `fold_in(key, step)`, and
-the optimizer state and EMA are checkpointed with the parameters.
+    state = TrainState.create(params=params, tx=make_optimizer(1e-3, num_steps=1000), ema_decay=0.999)
+    state = train(loss_fn, state, batches, num_steps=1000, key=key, workdir="runs/x")
+
+`loss_fn(key, params, batch) -> (loss, metrics)`; `batches(step)` is the
+batch of a global step (a pure function of the step, such as
+`dgmjax.data.ArrayBatches`). Rerunning with the same workdir resumes from the
+latest checkpoint and continues exactly as an uninterrupted run would: the
+batches are a function of the step, the step's key is `fold_in(key, step)`,
+and the optimizer state and EMA are checkpointed with the parameters.
 """
 
 from __future__ import annotations
@@ -14,41 +18,50 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from dgmjax import _checks as v
 from dgmjax.data import eval_batches
-from dgmjax.tasks.base import Task
 from dgmjax.training.checkpoint import Checkpointer
 from dgmjax.training.metrics import MetricWriter
-from dgmjax.training.optim import make_optimizer, make_schedule
-from dgmjax.training.sharding import (
-    batch_sharded,
-    make_mesh,
-    maybe_initialize_distributed,
-    replicated,
-)
+from dgmjax.training.sharding import batch_sharded, make_mesh, replicated
 from dgmjax.training.state import TrainState
 from dgmjax.training.steps import make_eval_step, make_train_step
 
+__all__ = ["make_evaluator", "train"]
 
-def _get(cfg, key, default):
-    value = cfg.get(key, default)
-    return default if value is None else value
+Hook = tuple[int, Callable[[int, TrainState], Any]]
 
 
-def evaluate(eval_step, params, arrays, batch_size: int, sharding, key) -> dict[str, float]:
-    """Mean of each per-example metric over every example of `arrays` (padding excluded)."""
-    totals, count = None, 0.0
-    for i, batch in enumerate(eval_batches(arrays, batch_size, sharding=sharding)):
-        sums, n = eval_step(params, batch, jax.random.fold_in(key, i))
-        sums, n = jax.device_get((sums, n))
-        totals = {k: np.float64(val) + (totals[k] if totals else 0.0) for k, val in sums.items()}
-        count += float(n)
-    return {k: float(val / count) for k, val in totals.items()}
+def make_evaluator(eval_fn: Callable, arrays: Mapping[str, np.ndarray], batch_size: int, key: jax.Array,
+                   *, mesh=None) -> Callable[[TrainState], dict[str, float]]:
+    """`state -> metrics`: the mean of each per-example metric over every example of `arrays`.
+
+    `eval_fn(key, params, batch) -> {name: (B,) values}` is evaluated at the
+    state's EMA parameters when it keeps them (`eval_params`), on fixed-shape
+    batches (the last one padded, the padding left out), batch i with key
+    `fold_in(key, i)`.
+    """
+    mesh = make_mesh() if mesh is None else mesh
+    rep, data = replicated(mesh), batch_sharded(mesh)
+    step = jax.jit(make_eval_step(eval_fn), in_shardings=(rep, rep, data), out_shardings=rep)
+
+    def evaluate(state: TrainState) -> dict[str, float]:
+        totals, count = {}, 0.0
+        for i, batch in enumerate(eval_batches(arrays, batch_size, sharding=data)):
+            sums, n = jax.device_get(step(jax.random.fold_in(key, i), state.eval_params(), batch))
+            for k, val in sums.items():
+                totals[k] = totals.get(k, 0.0) + np.float64(val)
+            count += float(n)
+        return {k: float(val / count) for k, val in totals.items()}
+
+    return evaluate
 
 
 @contextlib.contextmanager
@@ -68,135 +81,162 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def train(task: Task, config, workdir: str | Path, *, verbose: bool = True) -> dict:
-    """Trains `task` as `config.train` / `config.optimizer` say; returns the final test metrics.
+def _check_every(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"`{name}` must be an int >= 0 (0 disables); got {value!r}.")
+    return int(value)
 
-    Writes to `workdir`: `checkpoints/` (orbax), `metrics.jsonl`, `tensorboard/`,
-    `samples_*.png`, `config.json` and `final_metrics.json`.
+
+def train(loss_fn: Callable, state: TrainState, batches: Callable[[int], Any], *, num_steps: int,
+          key: jax.Array, workdir: str | Path | None = None, log_every: int = 100,
+          checkpoint_every: int = 0, max_checkpoints: int = 2,
+          evaluate: Callable[[TrainState], Mapping[str, float]] | None = None, eval_every: int = 0,
+          hooks: Sequence[Hook] = (), learning_rate: Callable | None = None, mesh=None,
+          max_steps_per_run: int = 0, verbose: bool = True) -> TrainState:
+    """Trains `state` for `num_steps` steps of `loss_fn` on `batches`; returns the final state.
+
+    Args:
+      loss_fn: `(key, params, batch) -> (loss, metrics)`, scalars averaged over the batch.
+      state: the initial `TrainState` (its `step` says where training stands).
+      batches: `step -> batch`, a pytree of arrays with a leading batch axis.
+      num_steps: the step to train to.
+      key: the base key; step t uses `fold_in(key, t)`.
+      workdir: where checkpoints (`checkpoints/`), `metrics.jsonl`,
+        TensorBoard events and `final_metrics.json` go; a rerun with the same
+        workdir resumes from its latest checkpoint. None keeps nothing.
+      log_every: steps per logged window of training metrics (their means).
+      checkpoint_every: steps between checkpoints (0: only at the end, and at
+        an interruption); needs a workdir.
+      max_checkpoints: checkpoints kept.
+      evaluate: `state -> metrics` (see `make_evaluator`), run every
+        `eval_every` steps (0: only at the end) and at `num_steps`, logged as
+        the "test" split; the last result goes to `final_metrics.json`.
+      hooks: `(every, fn)` pairs; `fn(step, state)` runs every `every` steps
+        and at `num_steps` (sample grids, plots).
+      learning_rate: the optimizer's schedule, to log the rate.
+      mesh: a 1-D `Mesh` over the batch axis (default: all devices); the
+        state is replicated and batches are sharded over it.
+      max_steps_per_run: > 0 stops after that many steps, checkpointed, for
+        time-limited jobs; a rerun continues.
+      verbose: a progress bar and a line per evaluation (process 0 only).
+
+    A step whose loss or gradient is not finite is skipped (see
+    `TrainState.create`); a logging window in which every step was skipped
+    raises `FloatingPointError`, the last checkpoint intact. KeyboardInterrupt
+    and SIGTERM save a checkpoint before they propagate.
     """
-    workdir = Path(workdir).absolute()
-    tcfg = config.train
-    num_steps = int(tcfg.num_steps)
-    batch_size = int(tcfg.batch_size)
-    eval_batch_size = int(_get(tcfg, "eval_batch_size", batch_size))
-    log_every = max(1, int(_get(tcfg, "log_every", 100)))
-    eval_every = int(_get(tcfg, "eval_every", 0))
-    checkpoint_every = int(_get(tcfg, "checkpoint_every", 1000))
-    sample_every = int(_get(tcfg, "sample_every", 0))
-    ema_decay = float(_get(tcfg, "ema_decay", 0.0))
-    max_steps_per_run = int(_get(tcfg, "max_steps_per_run", 0))
-    if num_steps < 0:
-        raise ValueError(f"`train.num_steps` must be >= 0; got {num_steps}.")
-    if not 0.0 <= ema_decay < 1.0:
-        raise ValueError(f"`train.ema_decay` must be in [0, 1) (0 disables EMA); got {ema_decay}.")
+    num_steps = v.check_positive_int(num_steps, "num_steps")
+    log_every = v.check_positive_int(log_every, "log_every")
+    checkpoint_every = _check_every(checkpoint_every, "checkpoint_every")
+    eval_every = _check_every(eval_every, "eval_every")
+    max_steps_per_run = _check_every(max_steps_per_run, "max_steps_per_run")
+    hooks = [(v.check_positive_int(every, "hook interval"), fn) for every, fn in hooks]
     is_main = jax.process_index() == 0
     say = print if (verbose and is_main) else (lambda *a, **k: None)
 
-    mesh = make_mesh(int(_get(tcfg, "num_devices", 0)) or None)
+    mesh = make_mesh() if mesh is None else mesh
     rep, data_sharding = replicated(mesh), batch_sharded(mesh)
-    root = jax.random.PRNGKey(int(config.seed))
-    init_key, step_key, data_key, eval_key, sample_key = jax.random.split(root, 5)
-    train_batches = task.make_train_batches(batch_size, data_key, data_sharding)
-
-    tx = make_optimizer(config.optimizer, max(num_steps, 1))
-    lr_schedule = make_schedule(config.optimizer, max(num_steps, 1))
-    params = jax.jit(task.init_fn, out_shardings=rep)(init_key, train_batches(0))
-    state = jax.device_put(TrainState.create(params=params, tx=tx, ema=ema_decay > 0), rep)
-
-    checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=int(_get(tcfg, "max_checkpoints", 2)))
-    resumed_from = checkpointer.latest_step()
-    state = checkpointer.restore(state)
+    state = jax.device_put(state, rep)
+    checkpointer = writer = None
+    if workdir is not None:
+        workdir = Path(workdir).absolute()
+        checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=max_checkpoints)
+        resumed_from = checkpointer.latest_step()
+        state = checkpointer.restore(state)
+        if resumed_from is not None:
+            say(f"Resumed from the checkpoint at step {resumed_from} in {checkpointer.directory}.")
     start = int(jax.device_get(state.step))
-    stop = min(num_steps, start + max_steps_per_run) if max_steps_per_run > 0 else num_steps
-    writer = MetricWriter(workdir, resume_step=start)
-    if is_main:
-        (workdir / "config.json").write_text(config.to_json(indent=2) if hasattr(config, "to_json")
-                                             else json.dumps(dict(config), indent=2, default=str))
-    num_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(state.params))
-    say(f"{task.name}: {num_params:,} parameters, {len(mesh.devices.ravel())} device(s) "
-        f"({jax.devices()[0].platform}), batch {batch_size}.")
-    if resumed_from is not None:
-        say(f"Resumed from the checkpoint at step {start} in {checkpointer.directory}.")
+    stop = min(num_steps, start + max_steps_per_run) if max_steps_per_run else num_steps
+    if workdir is not None:
+        writer = MetricWriter(workdir, resume_step=start)
 
-    # Accelerators donate the old state (its buffers hold the new one: half the state's
-    # memory). On CPU donation is left off: measured in one interleaved run, it made the
-    # layerwise flows' steps 5-8% faster but the scanned MAF's (the default) 1.2x slower.
+    # Accelerators donate the old state (its buffers hold the new one: half the state's memory).
+    # On CPU donation is left off: it slowed the scanned flows' step (experiments/RESULTS.md).
     donate = (0,) if jax.default_backend() != "cpu" else ()
-    train_step = jax.jit(make_train_step(task.loss_fn, step_key, ema_decay=ema_decay),
-                         in_shardings=(rep, data_sharding), out_shardings=(rep, rep),
-                         donate_argnums=donate)
-    eval_step = jax.jit(make_eval_step(task.eval_fn), in_shardings=(rep, data_sharding, rep),
-                        out_shardings=rep)
+    train_step = jax.jit(make_train_step(loss_fn, key), in_shardings=(rep, data_sharding),
+                         out_shardings=(rep, rep), donate_argnums=donate)
 
-    def run_eval():
-        return evaluate(eval_step, state.eval_params(), task.test_arrays, eval_batch_size,
-                        data_sharding, eval_key)
+    def save():
+        if checkpointer is not None:
+            checkpointer.save(state)
 
-    def write_samples(step: int):
-        if task.save_samples is not None and is_main:
-            task.save_samples(state.eval_params(), jax.random.fold_in(sample_key, step),
-                              workdir / f"samples_{step:07d}")
+    def log(step, split, metrics):
+        if writer is not None:
+            writer.write(step, split, metrics)
 
-    t_start = time.time()
-    pending, t_last, step_last = [], time.time(), start
+    def run_eval(step):
+        metrics = dict(evaluate(state))
+        log(step, "test", metrics)
+        say(f"\nstep {step}: " + ", ".join(f"{k} {val:.4f}" for k, val in metrics.items()))
+        return metrics
+
+    pending, t_last, step_last, batch_size = [], time.time(), start, None
     bar = tqdm(total=num_steps, initial=start, disable=not (verbose and is_main), dynamic_ncols=True,
                desc="train")
     try:
         with _sigterm_as_interrupt():
             for step in range(start, stop):
-                state, metrics = train_step(state, train_batches(step))
+                batch = batches(step)
+                if batch_size is None:
+                    batch_size = int(jax.tree_util.tree_leaves(batch)[0].shape[0])
+                state, metrics = train_step(state, batch)
                 pending.append(metrics)
                 done = step + 1
                 bar.update(1)
                 if done % log_every == 0 or done == stop:
-                    host = jax.device_get(pending)
-                    now = time.time()
+                    host, now = jax.device_get(pending), time.time()
                     rate = (done - step_last) * batch_size / max(now - t_last, 1e-9)
                     pending, t_last, step_last = [], now, done
-                    means = _window_means(host, done, checkpointer.directory)
+                    means = _window_means(host, done, checkpointer)
                     if means["skipped_steps"]:
-                        say(f"\nstep {done}: skipped {means['skipped_steps']} of the last "
-                            f"{len(host)} steps (non-finite loss or gradient).")
-                    means.update(examples_per_sec=rate, learning_rate=float(lr_schedule(done)))
-                    writer.write(done, "train", means)
+                        say(f"\nstep {done}: skipped {means['skipped_steps']} of the last {len(host)} steps "
+                            "(non-finite loss or gradient).")
+                    means["examples_per_sec"] = rate
+                    if learning_rate is not None:
+                        means["learning_rate"] = float(learning_rate(done))
+                    log(done, "train", means)
                     bar.set_postfix(loss=f"{means['loss']:.4f}", ex_per_s=f"{rate:.0f}")
                 if checkpoint_every and done % checkpoint_every == 0:
-                    checkpointer.save(state)
-                if eval_every and done % eval_every == 0 and done != num_steps:
-                    writer.write(done, "test", run_eval())
-                if sample_every and done % sample_every == 0 and done != num_steps:
-                    write_samples(done)
+                    save()
+                if evaluate is not None and eval_every and done % eval_every == 0 and done != num_steps:
+                    run_eval(done)
+                for every, fn in hooks:
+                    if done % every == 0 and done != num_steps:
+                        fn(done, state)
     except KeyboardInterrupt:
         bar.close()
-        checkpointer.save(state)
-        checkpointer.close()
-        writer.close()
-        say(f"\nInterrupted: saved a checkpoint at step {int(jax.device_get(state.step))}; "
-            "rerun with the same --workdir to resume.")
+        save()
+        _close(checkpointer, writer)
+        if checkpointer is not None:
+            say(f"\nInterrupted: saved a checkpoint at step {int(jax.device_get(state.step))}; rerun with "
+                "the same workdir to resume.")
         raise
     bar.close()
-    checkpointer.save(state)
-    train_seconds = time.time() - t_start
-    if stop < num_steps:  # this run's share of steps is done; a rerun continues from here
+    save()
+    if stop < num_steps:
+        _close(checkpointer, writer)
+        say(f"Stopped at step {stop} of {num_steps} (max_steps_per_run={max_steps_per_run}); rerun with "
+            "the same workdir to continue.")
+        return state
+    if evaluate is not None:
+        final = run_eval(num_steps)
+        if workdir is not None and is_main:
+            (workdir / "final_metrics.json").write_text(json.dumps({"step": num_steps, **final}, indent=2)
+                                                        + "\n")
+    for _, fn in hooks:
+        fn(num_steps, state)
+    _close(checkpointer, writer)
+    return state
+
+
+def _close(checkpointer, writer):
+    if checkpointer is not None:
         checkpointer.close()
+    if writer is not None:
         writer.close()
-        say(f"Stopped at step {stop} of {num_steps} (train.max_steps_per_run="
-            f"{max_steps_per_run}); rerun with the same --workdir to continue.")
-        return {}
-
-    final = run_eval()
-    writer.write(num_steps, "test", final)
-    writer.close()
-    write_samples(num_steps)
-    checkpointer.close()
-    if is_main:
-        record = {"step": num_steps, **final, "train_seconds_this_run": train_seconds}
-        (workdir / "final_metrics.json").write_text(json.dumps(record, indent=2) + "\n")
-    say(f"{task.name} after {num_steps} steps: {task.headline(final)}")
-    return final
 
 
-def _window_means(host: list[dict], done: int, checkpoint_dir) -> dict:
+def _window_means(host: list[dict], done: int, checkpointer) -> dict:
     """Means of a logging window's metrics over its steps that were not skipped.
 
     Raises FloatingPointError when every step in the window was skipped (the
@@ -205,24 +245,12 @@ def _window_means(host: list[dict], done: int, checkpoint_dir) -> dict:
     kept = [m for m in host if not m["skipped"]]
     if not kept:
         losses = [float(m["loss"]) for m in host]
+        where = f"; the last checkpoint in {checkpointer.directory} is intact" if checkpointer else ""
         raise FloatingPointError(
-            f"every one of the {len(host)} training steps up to step {done} had a non-finite loss "
-            f"or gradient (losses {losses[:4]}...); the parameters were left at their last finite "
-            f"values and the last checkpoint in {checkpoint_dir} is intact. Lower the learning rate "
-            "(or, for a flow, tighten its scale bound).")
+            f"every one of the {len(host)} training steps up to step {done} had a non-finite loss or "
+            f"gradient (losses {losses[:4]}...); the parameters were left at their last finite values"
+            f"{where}. "
+            "Lower the learning rate (or, for a flow, tighten its scale bound).")
     means = {k: float(np.mean([m[k] for m in kept])) for k in kept[0] if k != "skipped"}
     means["skipped_steps"] = len(host) - len(kept)
     return means
-
-
-def train_and_evaluate(config, workdir: str | Path, *, verbose: bool = True) -> dict:
-    """Builds the task from `config` and trains it (the main job's entry point)."""
-    from dgmjax.tasks import build_task
-
-    maybe_initialize_distributed(bool(config.get("distributed", False)))
-    task = build_task(config)
-    return train(task, config, workdir, verbose=verbose)
-
-
-
-__all__ = ["evaluate", "train", "train_and_evaluate"]

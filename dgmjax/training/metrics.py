@@ -50,10 +50,6 @@ class MetricWriter:
                 self._tb.add_scalar(f"{split}/{k}", val, int(step))
         return values
 
-    def flush(self):
-        if self._tb is not None:
-            self._tb.flush()
-
     def close(self):
         if self._tb is not None:
             self._tb.close()

@@ -2,9 +2,11 @@
 compile time against depth, and MAF sampling (sequential vs fixed point vs an IAF's single pass).
 
     python experiments/benchmarks/flows.py [--maf_workdir=runs/maf_mnist] [--sections=...]
+        [--rounds=9] [--steps=10] [--compile_depths=4,16,64] [--compile_repeats=3] [--num_samples=64]
 
 Prints one table per section and writes them all to
-experiments/benchmarks/results/flows.md (and flows.json). Everything in a
+experiments/benchmarks/results/flows.md (and flows.json), or to --out.md (and
+.json). Everything in a
 section is timed in the same process, interleaved round-robin, so ratios
 compare like with like on a shared, noisy machine. The persistent compilation
 cache is off so compile times are real.
@@ -15,14 +17,18 @@ Sections:
               scan_layers=False vs plain distrax + flax (a Python list of
               layers in distrax.Chain) vs flowjax; examples/s and
               achieved GFLOP/s (matmul FLOPs of the step) beside the measured
-              peak of a large jnp.dot. Every step but the scanned one donates
-              its state (each at its faster setting on CPU). Also
-              timed, in the same rounds: the step's matmuls alone, the dgmjax
-              gradient alone and the Adam update alone, which bound what any
-              implementation of the step can reach on this machine.
+              peak of a large jnp.dot. Every contestant's step is the
+              library's (`dgmjax.training.make_train_step` on a `TrainState`
+              with Adam, skipping non-finite steps as by default), so the
+              contestants differ only in their log-density. Every step but the scanned one donates its state
+              (each at its faster setting on CPU). Also timed, in the same
+              rounds: the step's matmuls alone, the dgmjax gradient alone and
+              the Adam update alone, which bound what any implementation of
+              the step can reach on this machine.
   compile     train-step compile time at 4, 16 and 64 layers (dgmjax scanned,
               dgmjax with scan_layers=False, and the plain loop), median of 3
-              fresh compiles, each after the parameters are on the device.
+              fresh compiles, each after the parameters are on the device
+              (--compile_depths, --compile_repeats).
   sampling    a trained MNIST MAF (--maf_workdir): D-step sequential vs
               fixed-point (iterations used, max |dx| against sequential) vs the
               single pass of an IAF of the same size.
@@ -47,6 +53,7 @@ import optax
 from dgmjax.bijectors import MaskedAutoregressive, Permute, affine_split_coupling
 from dgmjax.models import IAF, MAF, RealNVP
 from dgmjax.nn import MADE, MLP
+from dgmjax.training import TrainState, load_params, make_train_step
 
 RESULTS = Path(__file__).resolve().parent / "results"
 D, WIDTH, LAYERS, BATCH = 784, 1024, 5, 128
@@ -93,21 +100,23 @@ def matmul_flops_per_step(kind: str, layers: int = LAYERS, batch: int = BATCH) -
 
 
 def train_step_factory(log_prob, params, lr=1e-4, donate=True):
-    """A jitted adam step on -mean log_prob(params, x), and its initial state.
+    """The library's train step on -mean log_prob(params, x), jitted, and its initial state.
 
-    With `donate` the step's output reuses its input state's buffers; without it every
-    step allocates fresh buffers for the parameters and both Adam moments, which on CPU
-    doubles the time of the (memory-bound) Adam update alone.
+    `dgmjax.training.make_train_step` on a `TrainState` with Adam, as every contestant
+    trains: `step(state, x) -> (state, metrics)`, skipping non-finite steps as it does by
+    default (an elementwise select fused into the update). With `donate` the step's
+    output reuses its input state's buffers; without it every step allocates fresh buffers
+    for the parameters and both Adam moments, which on CPU doubles the time of the
+    (memory-bound) Adam update alone.
     """
-    tx = optax.adam(lr)
 
-    def step(state, x):
-        p, opt = state
-        loss, g = jax.value_and_grad(lambda q: -jnp.mean(log_prob(q, x)))(p)
-        updates, opt = tx.update(g, opt, p)
-        return (optax.apply_updates(p, updates), opt), loss
+    def loss_fn(key, p, x):
+        del key  # the flows' log-densities draw no randomness
+        return -jnp.mean(log_prob(p, x)), {}
 
-    return jax.jit(step, donate_argnums=(0,) if donate else ()), (params, tx.init(params))
+    state = TrainState.create(params=params, tx=optax.adam(lr))
+    step = make_train_step(loss_fn, jax.random.PRNGKey(0))
+    return jax.jit(step, donate_argnums=(0,) if donate else ()), state
 
 
 def conditioner_shapes(kind: str, layers: int = LAYERS) -> list[tuple[int, int, int]]:
@@ -226,9 +235,10 @@ def flowjax_model(kind: str, layers: int):
                                    is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
 
     def log_prob(p, x):
-        return paramax.unwrap(eqx.combine(p, static)).log_prob(x)
+        return paramax.unwrap(eqx.combine(p["flow"], static)).log_prob(x)
 
-    return log_prob, params
+    # In a dict: TrainState (flax's) takes a mapping of parameters, not an equinox module.
+    return log_prob, {"flow": params}
 
 
 def dgmjax_loop_model(kind: str, layers: int):
@@ -266,15 +276,15 @@ def bench_throughput(rounds: int, steps: int) -> dict:
             block(state)  # let the (asynchronous) parameter init finish before timing
             box = [state]
             t = time.perf_counter()
-            box[0], loss = block(step(box[0], x))
+            box[0], metrics = block(step(box[0], x))
             compile_s = time.perf_counter() - t
 
             def run(step=step, box=box):
-                box[0], loss = step(box[0], x)
-                return loss
+                box[0], metrics = step(box[0], x)
+                return metrics["loss"]
 
             entries.append(dict(kind=kind, name=name, run=run, times=[], part=False,
-                                compile_s=compile_s, loss0=float(loss)))
+                                compile_s=compile_s, loss0=float(metrics["loss"])))
         # Where a step's time goes: its parts timed alone, in the same rounds.
         log_prob, params = dgmjax_loop_model(kind, LAYERS)
         block(params)
@@ -325,8 +335,9 @@ def bench_throughput(rounds: int, steps: int) -> dict:
     return dict(matmul_peak_gflops=peak, rows=rows)
 
 
-def bench_compile(depths=(4, 16, 64), plain_depths=(4, 16, 64), repeats: int = 3) -> dict:
+def bench_compile(depths=(4, 16, 64), plain_depths=None, repeats: int = 3) -> dict:
     """Median over `repeats` fresh compiles (the depths interleaved in each round)."""
+    plain_depths = depths if plain_depths is None else plain_depths
     x = jax.random.normal(jax.random.PRNGKey(1), (BATCH, D))
     rows = []
     for kind in ("realnvp", "maf"):
@@ -357,15 +368,16 @@ def bench_compile(depths=(4, 16, 64), plain_depths=(4, 16, 64), repeats: int = 3
 
 
 def bench_sampling(workdir: str, num_samples: int, tolerances=(1e-3, 1e-4, 1e-5, 1e-6, 0.0)) -> dict:
-    from dgmjax.training import load_params
-
     config = json.loads((Path(workdir) / "config.json").read_text())
-    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config["model"].items() if k != "name"}
+    # The solver is chosen per call below; a config's own ("solver", or "sampling" in workdirs
+    # written before the rename) names the MAF's sampling direction but the IAF's density one.
+    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config["model"].items()
+          if k not in ("name", "solver", "sampling")}
     if config["model"]["name"] != "maf":
         raise ValueError(f"--maf_workdir must hold a trained MAF; its model is {config['model']['name']!r}.")
     params = load_params(workdir)
     maf = MAF(event_size=D, **kw)
-    iaf = IAF(event_size=D, **{k: v for k, v in kw.items() if k != "sampling"})
+    iaf = IAF(event_size=D, **kw)
     key = jax.random.PRNGKey(0)
 
     def timed(fn, *args, repeats=3):
@@ -377,8 +389,8 @@ def bench_sampling(workdir: str, num_samples: int, tolerances=(1e-3, 1e-4, 1e-5,
             times.append(time.perf_counter() - t)
         return out, statistics.median(times)
 
-    sample = lambda model, tol, mode: jax.jit(lambda p, k: model.clone(tolerance=tol).apply(
-        p, k, num_samples, mode, method="sample_with_iterations"))
+    sample = lambda model, tol, solver: jax.jit(lambda p, k: model.clone(tolerance=tol).apply(
+        p, k, num_samples, solver=solver, method="sample_with_iterations"))
     (x_seq, it_seq), t_seq = timed(sample(maf, 1e-5, "sequential"), params, key)
     alpha = float(config.get("objective", {}).get("logit_alpha", 1e-6))
     # The same difference in pixel units: the logit map undone, times 256 levels.
@@ -420,6 +432,8 @@ def main():
     parser.add_argument("--maf_workdir", default="runs/maf_mnist")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--compile_depths", default="4,16,64", help="layers, comma-separated")
+    parser.add_argument("--compile_repeats", type=int, default=3)
     parser.add_argument("--num_samples", type=int, default=64)
     parser.add_argument("--out", default=str(RESULTS / "flows"))
     args = parser.parse_args()
@@ -436,7 +450,8 @@ def main():
         md += [f"## Train-step throughput (batch {BATCH})\n",
                f"Matmul peak (jnp.dot 4096x4096 float32, best of every round): "
                f"**{r['matmul_peak_gflops']:.1f} GFLOP/s**. "
-               "GFLOP/s counts the step's dense matmul FLOPs (3x forward).\n",
+               "GFLOP/s counts the step's dense matmul FLOPs (3x forward). Every contestant trains "
+               "with the library's step (`make_train_step` on a `TrainState`, Adam).\n",
                fmt_table(r["rows"], [("model", "model"), ("implementation", "implementation"),
                                      ("step ms", "step_ms"), ("examples/s", "examples_per_s"),
                                      ("GFLOP/s", "gflops"), ("of peak", "fraction_of_peak"),
@@ -448,9 +463,10 @@ def main():
                "the same rounds; their GFLOP/s still count the whole step's matmul FLOPs, so the "
                "`sum:` row is the best a step made of those pieces run one after the other could do.\n", ""]
     if "compile" in sections:
-        r = bench_compile()
+        depths = tuple(int(d) for d in args.compile_depths.split(","))
+        r = bench_compile(depths, repeats=args.compile_repeats)
         results["compile"] = r
-        md += ["## Compile time of the train step against depth (median of 3)\n",
+        md += [f"## Compile time of the train step against depth (median of {args.compile_repeats})\n",
                fmt_table(r["rows"], [("model", "model"), ("implementation", "implementation"),
                                      ("layers", "layers"), ("compile s", "compile_s"),
                                      ("ratio to 4 layers", "ratio_to_4_layers")]), ""]

@@ -5,8 +5,8 @@
 ROUTE:
   categorical  PixelCNN, a 17-way softmax per pixel (exact discrete likelihood)
   mixture      PixelCNN, a discretized logistic mixture per pixel (exact discrete likelihood)
-  uniform      multi-scale RealNVP on y + u, u ~ U(0, 1) (a lower bound on log P(y))
-  variational  the same RealNVP on y + u, u ~ q(u | y) a conditional flow (Flow++; a tighter bound)
+  uniform      multi-scale RealNVP on x + u, u ~ U(0, 1) (a lower bound on log P(x))
+  variational  the same RealNVP on x + u, u ~ q(u | x) a conditional flow (Flow++; a tighter bound)
   idf          integer discrete flow (exact discrete likelihood, no dequantization)
 
 Every route trains for the same number of steps, batch size and optimizer
@@ -14,9 +14,7 @@ schedule on the same 8x8, 17-level digits; `experiments/README.md` collects the
 test numbers.
 """
 
-from pathlib import Path
-
-from dgmjax.training.config import load_config
+from configs import default, idf, pixelcnn_mnist
 
 ROUTES = ("categorical", "mixture", "uniform", "variational", "idf")
 
@@ -24,18 +22,15 @@ ROUTES = ("categorical", "mixture", "uniform", "variational", "idf")
 def get_config(route: str = "uniform"):
     if route not in ROUTES:
         raise ValueError(f"unknown route {route!r}; expected one of {list(ROUTES)}.")
-    here = Path(__file__).parent
-    config = load_config(here / "default.py")
+    config = default.get_config()
     # The models are those of the MNIST configs, so the routes compare like with like there too.
     if route in ("categorical", "mixture"):
-        config.model = load_config(here / "pixelcnn_mnist.py").model
+        config.model = pixelcnn_mnist.get_config().model
         config.model.head = route
     elif route == "idf":
-        config.model = load_config(here / "idf.py").model
+        config.model = idf.get_config().model
     else:  # the default multi-scale RealNVP, with either dequantizer
         config.objective.dequantization = route
-        if route == "variational":
-            config.dequantizer = load_config(here / "dequantization_mnist.py:variational").dequantizer
         config.objective.eval_importance_samples = 16
 
     config.train.num_steps = 2000

@@ -6,17 +6,14 @@
     --config.data.name=eight_gaussians|checkerboard|two_spirals   another toy
 """
 
-from pathlib import Path
-
 import ml_collections
 
-from dgmjax.training.config import load_config
+from configs import default
 
 
 def get_config(model: str = "realnvp"):
-    config = load_config(Path(__file__).with_name("default.py"))
+    config = default.get_config()
     config.data.name = "moons"
-    config.data.num_test = 10_000
 
     config.model = ml_collections.ConfigDict()
     config.model.name = model
@@ -32,6 +29,5 @@ def get_config(model: str = "realnvp"):
     config.train.eval_every = 1000
     config.train.checkpoint_every = 1000
     config.train.sample_every = 2500
-    config.optimizer.learning_rate = 1e-3
     config.optimizer.warmup_steps = 100
     return config

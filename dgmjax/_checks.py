@@ -1,0 +1,89 @@
+"""Input checks shared by dgmjax's public functions.
+
+Every check runs at trace time, before any compute: dtypes, ranks and shapes are
+always known, and values are checked whenever the array is concrete (not a
+tracer inside `jit`). Each failure is a `ValueError` naming the argument, what it
+got and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x) -> bool:
+    """True when the values of `x` can be read now (not a tracer under jit/vmap/grad)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_num_levels(num_levels, name: str = "num_levels") -> int:
+    if isinstance(num_levels, bool) or not isinstance(num_levels, (int, np.integer)):
+        raise ValueError(f"`{name}` must be a Python int >= 2; got {num_levels!r}.")
+    if num_levels < 2:
+        raise ValueError(f"`{name}` must be >= 2; got {num_levels}.")
+    return int(num_levels)
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int; got {value!r}.")
+    return int(value)
+
+
+def check_integer_levels(x, num_levels: int, name: str = "x"):
+    """Checks that `x` holds integer levels in [0, num_levels).
+
+    The dtype is always checked; the range is checked when `x` is concrete.
+    """
+    num_levels = check_num_levels(num_levels)
+    dtype = np.dtype(x.dtype)
+    if dtype == np.bool_ or not np.issubdtype(dtype, np.integer):
+        raise ValueError(
+            f"`{name}` must hold integer levels in [0, {num_levels}) with an integer dtype "
+            f"(uint8/int32); got dtype {dtype}. Discrete data stays integer until a loss "
+            f"decides how to treat it."
+        )
+    if is_concrete(x) and np.size(x) > 0:
+        arr = np.asarray(x)
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= num_levels:
+            raise ValueError(
+                f"`{name}` must hold levels in [0, {num_levels}); got values in [{lo}, {hi}]."
+            )
+    return x
+
+
+def check_event_shape(x, event_shape: Sequence[int], name: str = "x"):
+    """Checks that the trailing axes of `x` equal `event_shape`."""
+    event_shape = tuple(event_shape)
+    k = len(event_shape)
+    if x.ndim < k or tuple(x.shape[x.ndim - k :]) != event_shape:
+        raise ValueError(
+            f"`{name}` must have trailing shape {event_shape} (batch axes first); "
+            f"got shape {tuple(x.shape)}."
+        )
+    return x
+
+
+def check_float(x, name: str):
+    if not np.issubdtype(np.dtype(x.dtype), np.floating):
+        raise ValueError(f"`{name}` must be floating point; got dtype {x.dtype}.")
+    return x
+
+
+def check_context(context, context_size: int, owner: str):
+    """`context` checked against `context_size` (0 = unconditional): a ValueError names what is wrong."""
+    if context_size == 0:
+        if context is not None:
+            raise ValueError(f"`context` was given to an unconditional {owner} (context_size=0).")
+        return None
+    if context is None:
+        raise ValueError(f"this {owner} is conditional (context_size={context_size}); pass `context`.")
+    context = jnp.asarray(context)
+    if context.ndim < 1 or context.shape[-1] != context_size:
+        raise ValueError(f"`context` must have last axis {context_size}; got shape {context.shape}.")
+    return context

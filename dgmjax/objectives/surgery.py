@@ -1,0 +1,127 @@
+"""ELBO surgery (Hoffman & Johnson 2016): where the average KL of a VAE goes.
+
+Over a dataset of n points, with the aggregated posterior q_agg(z) = (1/n) sum_j q(z|x_j):
+
+    (1/n) sum_i KL(q(z|x_i) || p(z)) = I_q[x, z] + KL(q_agg(z) || p(z))
+    I_q[x, z] = (1/n) sum_i KL(q(z|x_i) || q_agg(z)),    0 <= I_q <= log n
+
+and the average ELBO is reconstruction - I_q - KL(q_agg || p): the prior
+only enters the last term, so the optimal prior is q_agg itself.
+
+`elbo_surgery` estimates the terms by Monte Carlo over z_i ~ q(z|x_i),
+evaluating q_agg at every sample as the mixture over all n points (never a
+minibatch), chunk by chunk so that n x n x samples never sits in memory. Per
+sample, log q_i - log p = (log q_i - log q_agg) + (log q_agg - log p), so the
+estimates satisfy the identity exactly when the average KL is estimated with
+the same samples, and within Monte Carlo error when it is in closed form.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import distrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dgmjax import _checks as v
+from dgmjax.objectives._util import as_distribution
+from dgmjax.objectives.elbo import analytic_kl, check_posterior, check_prior
+
+__all__ = ["aggregated_posterior", "elbo_surgery"]
+
+
+def aggregated_posterior(posterior) -> distrax.MixtureSameFamily:
+    """q_agg(z) = (1/n) sum_j q(z | x_j): the equal mixture of a batch of n posteriors.
+
+    `posterior` has batch shape (n,) and event shape (d,). The optimal prior
+    of a VAE for its data; with learned pseudo-inputs in place of data it is
+    the VampPrior (Tomczak & Welling 2018).
+    """
+    if len(posterior.batch_shape) != 1 or len(posterior.event_shape) != 1:
+        raise ValueError(f"`posterior` must have batch shape (n,) and event shape (d,); got "
+                         f"{posterior.batch_shape} and {posterior.event_shape}.")
+    n = posterior.batch_shape[0]
+    return distrax.MixtureSameFamily(distrax.Categorical(logits=jnp.zeros(n)), posterior)
+
+
+def elbo_surgery(key, x, encoder: Callable, prior, *, num_samples: int = 1, chunk_size: int = 256,
+                 reconstruction=None, kl: str = "analytic") -> dict:
+    """Estimates the average KL, I_q[x, z] and KL(q_agg || p) over the n points of `x`.
+
+    Args:
+      key: PRNG key for the posterior samples.
+      x: the dataset, n >= 2 points on the leading axis.
+      encoder: `x_chunk -> q(z | x_chunk)`, a distribution with batch shape
+        (m,) and event shape (d,) for m points; it must evaluate log q(z_r |
+        x_j) for z of shape (r, m, d) (every pair at once).
+      prior: p(z), a distribution (or a callable returning one).
+      num_samples: S, samples per data point.
+      chunk_size: data points per chunk (memory ~ chunk^2 * S).
+      reconstruction: per-point E_q log p(x_i|z) (n,), to split the ELBO.
+      kl: "analytic" takes KL(q(z|x_i) || p) in closed form where distrax has
+        it for the pair, else (or with "monte_carlo") the Monte Carlo estimate
+        from the same samples.
+
+    Returns floats (nats): avg_kl, mutual_info, marginal_kl, log_n,
+    identity_gap (avg_kl - mutual_info - marginal_kl), their Monte Carlo
+    standard errors (*_se), num_points, num_samples, and with
+    `reconstruction`: reconstruction, elbo = reconstruction - avg_kl.
+    """
+    n = int(np.shape(x)[0]) if np.ndim(x) else 0
+    if n < 2:
+        raise ValueError(f"ELBO surgery needs a dataset `x` of at least 2 points; got shape {np.shape(x)}.")
+    num_samples = v.check_positive_int(num_samples, "num_samples")
+    chunk = min(v.check_positive_int(chunk_size, "chunk_size"), n)
+    if kl not in ("analytic", "monte_carlo"):
+        raise ValueError(f"`kl` must be 'analytic' or 'monte_carlo'; got {kl!r}.")
+    if reconstruction is not None and np.shape(reconstruction) != (n,):
+        raise ValueError(f"`reconstruction` must have one value per point, shape ({n},); got "
+                         f"{np.shape(reconstruction)}.")
+    x = jnp.asarray(x)
+    starts = list(range(0, n, chunk))
+
+    @jax.jit
+    def draw(k, xi):
+        q = encoder(xi)
+        check_posterior(q, xi.shape[0], "encoder(x_chunk)")
+        check_prior(prior, q)
+        z = q.sample(seed=k, sample_shape=(num_samples,))  # (S, m, d)
+        closed = analytic_kl(q, as_distribution(prior, "prior")) if kl == "analytic" else None
+        return z, as_distribution(prior, "prior").log_prob(z), closed
+
+    @jax.jit
+    def log_q_against(z_flat, xj):  # log q(z_r | x_j) for every pair, (r, m_j)
+        q = encoder(xj)
+        m = q.batch_shape[0]
+        return q.log_prob(jnp.broadcast_to(z_flat[:, None, :], (z_flat.shape[0], m, z_flat.shape[-1])))
+
+    mi, marg, mc_kl, closed_kl = [], [], [], []
+    for a in starts:
+        xi = x[a:a + chunk]
+        z, log_p, closed = draw(jax.random.fold_in(key, a), xi)
+        s, m, d = z.shape
+        parts = [log_q_against(z.reshape(s * m, d), x[b:b + chunk]) for b in starts]
+        # Each sample's own log q(z_i | x_i) is the pair (i, i) of the same evaluation, so the
+        # identity avg KL = MI + marginal KL holds to rounding, however far apart the posteriors.
+        own = parts[a // chunk].reshape(s, m, m)[:, jnp.arange(m), jnp.arange(m)]
+        log_q_agg = (jax.scipy.special.logsumexp(jnp.concatenate(parts, axis=1), axis=1)
+                     - math.log(n)).reshape(s, m)
+        mi.append(np.asarray(jnp.mean(own - log_q_agg, 0), np.float64))
+        marg.append(np.asarray(jnp.mean(log_q_agg - log_p, 0), np.float64))
+        mc_kl.append(np.asarray(jnp.mean(own - log_p, 0), np.float64))
+        if closed is not None:
+            closed_kl.append(np.asarray(closed, np.float64))
+    mi, marg, mc_kl = (np.concatenate(p) for p in (mi, marg, mc_kl))
+    avg = np.concatenate(closed_kl) if closed_kl else mc_kl
+    se = lambda a: float(a.std(ddof=1) / math.sqrt(a.size))
+    out = {"avg_kl": float(avg.mean()), "mutual_info": float(mi.mean()), "marginal_kl": float(marg.mean()),
+           "log_n": math.log(n), "avg_kl_se": se(avg), "mutual_info_se": se(mi),
+           "marginal_kl_se": se(marg), "identity_gap": float(avg.mean() - mi.mean() - marg.mean()),
+           "num_points": n, "num_samples": num_samples}
+    if reconstruction is not None:
+        rec = np.asarray(reconstruction, np.float64)
+        out.update(reconstruction=float(rec.mean()), elbo=float(rec.mean() - avg.mean()))
+    return out

@@ -1,0 +1,74 @@
+"""`train_and_evaluate(config, workdir)`: a config's task trained with dgmjax's loop.
+
+Writes to the workdir: `config.json`, `checkpoints/` (orbax), `metrics.jsonl`,
+`tensorboard/`, `samples_*.png` and `final_metrics.json`. Rerunning with the
+same workdir resumes from the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+from tasks import build_task
+
+from dgmjax.training import (
+    TrainState,
+    batch_sharded,
+    make_evaluator,
+    make_mesh,
+    make_optimizer,
+    make_schedule,
+    maybe_initialize_distributed,
+    replicated,
+    train,
+)
+
+
+def optimizer_settings(config) -> dict:
+    """The optimizer section as `make_optimizer`'s keyword arguments."""
+    opt = config.optimizer.to_dict() if hasattr(config.optimizer, "to_dict") else dict(config.optimizer)
+    return {**opt, "grad_clip_norm": opt["grad_clip_norm"] or None, "num_steps": int(config.train.num_steps)}
+
+
+def train_and_evaluate(config, workdir: str | Path, *, verbose: bool = True) -> TrainState:
+    """Builds the config's task, trains it, evaluates it; returns the final state."""
+    maybe_initialize_distributed(bool(config.distributed))
+    workdir = Path(workdir).absolute()
+    t = config.train
+    task = build_task(config)
+    mesh = make_mesh(int(t.num_devices) or None)
+    root = jax.random.PRNGKey(int(config.seed))
+    init_key, step_key, data_key, eval_key, sample_key = jax.random.split(root, 5)
+    batches = task.make_batches(int(t.batch_size), data_key, batch_sharded(mesh))
+    params = jax.jit(task.init, out_shardings=replicated(mesh))(init_key, batches(0))
+    settings = optimizer_settings(config)
+    state = TrainState.create(params=params, tx=make_optimizer(**settings), ema_decay=float(t.ema_decay))
+    if jax.process_index() == 0:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.json").write_text(config.to_json(indent=2) + "\n")
+    num_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params))
+    say = print if verbose and jax.process_index() == 0 else (lambda *a, **k: None)
+    say(f"{task.name}: {num_params:,} parameters, {mesh.devices.size} device(s) "
+        f"({jax.devices()[0].platform}), batch {int(t.batch_size)}.")
+
+    hooks = []
+    if task.save_samples is not None and int(t.sample_every) and jax.process_index() == 0:
+        hooks.append((int(t.sample_every), lambda step, s: task.save_samples(
+            s.eval_params(), jax.random.fold_in(sample_key, step), workdir / f"samples_{step:07d}")))
+    evaluate = make_evaluator(task.eval_fn, task.test_arrays, int(t.eval_batch_size), eval_key, mesh=mesh)
+    lr = make_schedule(settings["learning_rate"], num_steps=settings["num_steps"],
+                       warmup_steps=settings["warmup_steps"], schedule=settings["schedule"],
+                       end_learning_rate_factor=settings["end_learning_rate_factor"])
+    num_steps = int(t.num_steps)
+    state = train(task.loss_fn, state, batches, num_steps=num_steps, key=step_key, workdir=workdir,
+                  log_every=int(t.log_every), checkpoint_every=int(t.checkpoint_every),
+                  max_checkpoints=int(t.max_checkpoints), evaluate=evaluate, eval_every=int(t.eval_every),
+                  hooks=hooks, learning_rate=lr, mesh=mesh, max_steps_per_run=int(t.max_steps_per_run),
+                  verbose=verbose)
+    if int(jax.device_get(state.step)) == num_steps:
+        final = json.loads((workdir / "final_metrics.json").read_text())
+        say(f"{task.name} after {num_steps} steps: {task.headline(final)}")
+    return state
