@@ -57,7 +57,7 @@ def image_params():
     return perturb(jax.jit(_image_model().init)(jax.random.PRNGKey(1), jnp.full((1, 4, 4, 1), 0.5)), 2)
 
 
-@pytest.mark.parametrize("logit_alpha", [None, 0.05])
+@pytest.mark.parametrize("logit_alpha", [0.05])  # the whole flow with the sigmoid on top
 def test_image_realnvp_log_prob_matches_change_of_variables(logit_alpha, image_params):
     model = _image_model(logit_alpha=logit_alpha)
     x = jax.random.uniform(jax.random.PRNGKey(0), (3, 4, 4, 1), minval=0.05, maxval=0.95)
