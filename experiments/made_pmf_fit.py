@@ -1,6 +1,6 @@
 """Can MADE + a discretized logistic mixture fit a 2-D density exactly? A grayscale photo as a pmf.
 
-    python experiments/made_pmf_fit.py [--levels=128] [--steps=3000] [--learning_rate=3e-3]
+    python experiments/made_pmf_fit.py [--levels=128] [--steps=600] [--learning_rate=3e-3]
                                        [--out=experiments/results/made_pmf_fit]
 
 The target is a 2-D pmf over an L x L grid: the photo `china.jpg` shipped with
@@ -109,7 +109,7 @@ def fit(pmf: np.ndarray, steps: int, learning_rate: float, seed: int = 0, chunk:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--levels", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--learning_rate", type=float, default=3e-3)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "made_pmf_fit"),
                         help="output path without extension: writes OUT.md and OUT.json")
