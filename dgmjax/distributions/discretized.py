@@ -128,6 +128,20 @@ def _check_value(value, batch_shape, event_shape, name="value"):
     return value
 
 
+def _sample_logistic_mixture(key, n, params, batch_shape, min_log_scale):
+    """n draws of the continuous mixture: a component by its weight, then a logistic from it."""
+    k1, k2 = jax.random.split(key)
+    shape = (n,) + tuple(batch_shape)
+    comp = jax.random.categorical(k1, params["logit_weights"], axis=-1, shape=shape)
+
+    def pick(a):
+        a = jnp.broadcast_to(a, shape + a.shape[-1:])
+        return jnp.take_along_axis(a, comp[..., None], axis=-1)[..., 0]
+
+    scale = jnp.exp(jnp.clip(pick(params["log_scales"]), min_log_scale, MAX_LOG_SCALE))
+    return pick(params["means"]) + scale * _logistic_noise(k2, shape, params["means"].dtype)
+
+
 class DiscretizedLogisticMixture(distrax.Distribution):
     """A mixture of K logistics discretized to the levels 0..L-1 (PixelCNN++), event shape ().
 
@@ -188,14 +202,7 @@ class DiscretizedLogisticMixture(distrax.Distribution):
         return jax.scipy.special.logsumexp(log_weights + per_component, axis=-1)
 
     def _sample_n(self, key, n):
-        p = self._params
-        k1, k2 = jax.random.split(key)
-        shape = (n,) + self.batch_shape
-        comp = jax.random.categorical(k1, p["logit_weights"], axis=-1, shape=shape)
-        pick = lambda a: jnp.take_along_axis(jnp.broadcast_to(a, shape + a.shape[-1:]), comp[..., None],
-                                             axis=-1)[..., 0]
-        scale = jnp.exp(jnp.clip(pick(p["log_scales"]), self._min_log_scale, MAX_LOG_SCALE))
-        values = pick(p["means"]) + scale * _logistic_noise(k2, shape, p["means"].dtype)
+        values = _sample_logistic_mixture(key, n, self._params, self.batch_shape, self._min_log_scale)
         return _level_of(values, self._num_levels)
 
     def mean(self):
@@ -325,13 +332,6 @@ class IntegerLogisticMixture(distrax.Distribution):
         return jax.scipy.special.logsumexp(log_weights + per_component, axis=-1)
 
     def _sample_n(self, key, n):
-        p = self._params
-        k1, k2 = jax.random.split(key)
-        shape = (n,) + self.batch_shape
-        comp = jax.random.categorical(k1, p["logit_weights"], axis=-1, shape=shape)
-        pick = lambda a: jnp.take_along_axis(jnp.broadcast_to(a, shape + a.shape[-1:]), comp[..., None],
-                                             axis=-1)[..., 0]
-        scale = jnp.exp(jnp.clip(pick(p["log_scales"]), self._min_log_scale, MAX_LOG_SCALE))
-        return jnp.round(pick(p["means"]) + scale * _logistic_noise(k2, shape, p["means"].dtype)
-                         ).astype(jnp.int32)
+        values = _sample_logistic_mixture(key, n, self._params, self.batch_shape, self._min_log_scale)
+        return jnp.round(values).astype(jnp.int32)
 
