@@ -8,11 +8,25 @@ bounds, bits/dim, ELBO, IWAE, surgery), `dequantization`, `data` (embedded
 digits, 2-D toys, image datasets, batch iterators) and `training` (the loop).
 """
 
-from dgmjax import bijectors, data, dequantization, distributions, models, nn, objectives, training
-from dgmjax.dequantization import uniform_dequantize
-from dgmjax.objectives import bits_per_dim
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["bijectors", "bits_per_dim", "data", "dequantization", "distributions", "models", "nn",
-           "objectives", "training", "uniform_dequantize"]
+_SUBPACKAGES = ("bijectors", "data", "dequantization", "distributions", "models", "nn", "objectives",
+                "training")
+_FUNCTIONS = {"bits_per_dim": "objectives", "uniform_dequantize": "dequantization"}
+
+__all__ = sorted(_SUBPACKAGES + tuple(_FUNCTIONS))
+
+
+def __getattr__(name: str):
+    """Subpackages load on first use (`dgmjax.training` brings orbax in only when asked for)."""
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"dgmjax.{name}")
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(f"dgmjax.{_FUNCTIONS[name]}"), name)
+    raise AttributeError(f"module 'dgmjax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -15,8 +15,9 @@ and `num_levels` beside them.
 A split can be sliced with ints, Python-style: "train[:50000]", "train[50000:]",
 "test[:2000]".
 
-- `digits` is embedded: scikit-learn's 8x8 handwritten digits, no files. The
-  split is fixed: every fifth image (index % 5 == 0) is test, the rest train.
+- `digits` is embedded: the 8x8 handwritten digits scikit-learn ships (UCI),
+  stored in the package, no files to fetch. The split is fixed: every fifth
+  image (index % 5 == 0) is test, the rest train.
 - The others are read from their original files, with NumPy, gzip and tarfile:
   - `mnist`, `fashion_mnist`: the IDX files `{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`
     (big-endian header: magic 2051 for images, 2049 for labels, then the sizes; uint8 data).
@@ -94,6 +95,7 @@ IMAGE_DATASETS: dict[str, ImageSpec] = {
     "cifar10": ImageSpec((32, 32, 3), 256, ("train", "test"), {"train": (_CIFAR,), "test": (_CIFAR,)},
                          "https://www.cs.toronto.edu/~kriz/", "the CIFAR-10 binary version"),
 }
+"""The datasets `load_images` knows, by name: each one's image shape, number of levels and splits."""
 
 # Published md5 of each original file; for binarized_mnist, of the uncompressed .amat.
 MD5: dict[str, dict[str, str]] = {
@@ -174,14 +176,20 @@ def _finish(name, split, spec, sl, images, labels) -> ImageData:
     return ImageData(images[sl], labels, spec.num_levels, name, split)
 
 
-def load_digits(split: str = "train") -> ImageData:
-    """scikit-learn's 8x8 digits as uint8 (N, 8, 8, 1), 17 levels, fixed split."""
-    spec, base, sl = _parse_split("digits", split)
-    from sklearn.datasets import load_digits as _sk_load_digits
+_DIGITS_FILE = Path(__file__).with_name("digits.npz")
 
-    bunch = _sk_load_digits()
-    images = np.rint(bunch.images).astype(np.uint8)[..., None]
-    labels = bunch.target.astype(np.int32)
+
+def load_digits(split: str = "train") -> ImageData:
+    """The embedded 8x8 digits as uint8 (N, 8, 8, 1), 17 levels, fixed split.
+
+    The 1797 images of the UCI "Optical Recognition of Handwritten Digits"
+    test set (Alpaydin & Kaynak, CC BY 4.0) in scikit-learn's order, stored in
+    the package (45 kB), so no extra package or file is needed.
+    """
+    spec, base, sl = _parse_split("digits", split)
+    with np.load(_DIGITS_FILE) as f:
+        images = f["images"][..., None]
+        labels = f["labels"].astype(np.int32)
     is_test = np.arange(images.shape[0]) % 5 == 0
     keep = is_test if base == "test" else ~is_test
     return _finish("digits", split, spec, sl, images[keep], labels[keep])

@@ -9,6 +9,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from dgmjax._optional import available, require
+
 
 def _scalar(x) -> float:
     return float(np.asarray(x))
@@ -18,10 +20,21 @@ class MetricWriter:
     """Appends `{"step", "split", ...}` lines to `metrics.jsonl` and TensorBoard scalars.
 
     On resume from step s, lines with step > s (written after the checkpoint the
-    run restarts from) are dropped, so the log matches an uninterrupted run.
+    run restarts from) are dropped, so every step's record is written once. The
+    records equal an uninterrupted run's except one: the first training window
+    after an interruption between two logging steps averages only the steps
+    run since the checkpoint (a run stopped by `max_steps_per_run` logs its last
+    window early, at the stop).
+
+    Args:
+      workdir: the directory of `metrics.jsonl` and `tensorboard/`.
+      resume_step: the step training resumes from; later records are dropped.
+      tensorboard: write TensorBoard events too. None (the default) writes them
+        when tensorboardX is installed (`pip install 'dgmjax[tensorboard]'`);
+        True requires it.
     """
 
-    def __init__(self, workdir: str | Path, *, resume_step: int = 0, tensorboard: bool = True):
+    def __init__(self, workdir: str | Path, *, resume_step: int = 0, tensorboard: bool | None = None):
         self.active = jax.process_index() == 0
         self.path = Path(workdir) / "metrics.jsonl"
         self._tb = None
@@ -32,10 +45,11 @@ class MetricWriter:
             kept = [line for line in self.path.read_text().splitlines()
                     if line.strip() and json.loads(line).get("step", 0) <= resume_step]
             self.path.write_text("".join(line + "\n" for line in kept))
+        if tensorboard is None:
+            tensorboard = available("tensorboardX")
         if tensorboard:
-            from tensorboardX import SummaryWriter
-
-            self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"))
+            summary = require("tensorboardX", "tensorboard", "TensorBoard logging").SummaryWriter
+            self._tb = summary(str(Path(workdir) / "tensorboard"))
 
     def write(self, step: int, split: str, metrics: dict) -> dict:
         values = {k: _scalar(val) for k, val in metrics.items()}
