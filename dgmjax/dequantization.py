@@ -56,9 +56,9 @@ def uniform_dequantize(key: jax.Array, x: jax.Array, num_levels: int, *, event_n
 
     Returns:
       `(x_cont, log_det)`: `x_cont = (x + u) / K` as float32 in [0, 1) with the
-      shape of `x`, and `log_det = -D log K` of shape `batch_shape`, where D is
-      the event size. `model_log_prob(x_cont) + log_det` is a stochastic lower
-      bound on log P(x) in nats.
+        shape of `x`, and `log_det = -D log K` of shape `batch_shape`, where D is
+        the event size. `model_log_prob(x_cont) + log_det` is a stochastic lower
+        bound on log P(x) in nats.
     """
     num_levels = v.check_num_levels(num_levels)
     x = x if isinstance(x, (np.ndarray, jax.Array)) else jnp.asarray(x)

@@ -35,6 +35,7 @@ from dgmjax import _checks as v
 from dgmjax.bijectors.coupling import SCALE_FNS, bounded_log_scale
 
 SOLVERS = ("sequential", "fixed_point")
+"""How an autoregressive layer's sequential direction can be solved (its `solver`)."""
 
 
 class MaskedAutoregressive(distrax.Bijector):
@@ -45,7 +46,9 @@ class MaskedAutoregressive(distrax.Bijector):
         is given) with params of shape `x.shape + (2,)`: shift and raw
         log-scale; must be autoregressive in x (e.g. `dgmjax.nn.MADE`).
       context: optional conditioning array passed to the conditioner.
-      scale_fn, scale_bound: bound on the scale (see `bounded_log_scale`).
+      scale_fn: how the raw log-scale is bounded, "tanh" or "sigmoid" (see
+        `bounded_log_scale`).
+      scale_bound: the bound that `bounded_log_scale` uses with "tanh".
       solver: how the sequential direction (`forward`) is solved: "sequential"
         or "fixed_point".
       tolerance: fixed-point stopping threshold on max |x_new - x|.
@@ -146,8 +149,8 @@ class MaskedAutoregressive(distrax.Bijector):
 class InverseAutoregressive(distrax.Inverse):
     """Inverse autoregressive flow layer: `forward` (sampling) in one pass, `inverse` sequential.
 
-    x = (z - mu(z)) / s(z) with (mu, s) autoregressive in z (the lecture's
-    x_j = s~_j(z_<j) z_j + mu~_j(z_<j) with s~ = 1/s, mu~ = -mu/s). `solver`
+    `x = (z - mu(z)) / s(z)` with (mu, s) autoregressive in z (the lecture's
+    `x_j = s~_j(z_<j) z_j + mu~_j(z_<j)` with `s~ = 1/s`, `mu~ = -mu/s`). `solver`
     chooses how the sequential direction, here the inverse, is solved
     ("sequential" or "fixed_point", as for `MaskedAutoregressive`).
     """

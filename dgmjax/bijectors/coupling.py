@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 SCALE_FNS = ("tanh", "sigmoid")
+"""The names `bounded_log_scale` accepts for `scale_fn`."""
 
 
 def bounded_log_scale(raw: jax.Array, scale_fn: str = "tanh", bound: float = 2.0) -> jax.Array:

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 TOY_DENSITIES = ("moons", "eight_gaussians", "checkerboard", "two_spirals")
+"""The names of the 2-D toy densities that `sample_toy` and `toy_log_prob` take."""
 
 _MOONS_STD = 0.2
 _GAUSS_STD = 0.2

@@ -42,10 +42,12 @@ __all__ = [
 ]
 
 MIN_LOG_SCALE = -7.0
+"""Default lower clamp of the mixtures' log-scales (`min_log_scale`; PixelCNN++'s -7)."""
 # Upper clamp of log-scales where no edge bins exist (integer logistics) and in the
 # samplers: past e^20 a unit bin's mass 1/s underflows float32 and log(0) would give a
 # NaN gradient.
 MAX_LOG_SCALE = 20.0
+"""Upper clamp of log-scales where no edge bins exist (integer logistics) and in the samplers."""
 
 
 def log1mexp(d):
@@ -146,9 +148,11 @@ class DiscretizedLogisticMixture(distrax.Distribution):
     """A mixture of K logistics discretized to the levels 0..L-1 (PixelCNN++), event shape ().
 
     Args:
-      logit_weights, means, log_scales: shape (..., K); the batch shape is
-        (...). Means and log-scales are on the [-1, 1] scale, where level x
-        sits at 2x/(L-1) - 1.
+      logit_weights: the components' unnormalized log-weights, shape (..., K);
+        the batch shape is (...).
+      means: the components' means, shape (..., K), on the [-1, 1] scale,
+        where level x sits at 2x/(L-1) - 1.
+      log_scales: the components' log-scales, shape (..., K), on the same scale.
       num_levels: L >= 2 (256 for 8-bit pixels, 17 for the digits, 2 binary).
       min_log_scale: log-scales are clamped from below to this (PixelCNN++'s -7).
 

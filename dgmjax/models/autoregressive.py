@@ -150,10 +150,12 @@ class MAF(_AutoregressiveFlow):
       event_size: D.
       num_layers: MADE layers.
       hidden_sizes: each MADE's hidden widths.
-      context_size: > 0 for a conditional flow (`context` of that size).
+      context_size: if > 0, a conditional flow (`context` of that size).
       permutation: between layers: "reversed", "random" or "none".
       actnorm: data-dependent ActNorm in every layer (MAF's batch-norm role).
-      scale_fn, scale_bound: bound on each layer's scale.
+      scale_fn: how each layer's raw log-scale is bounded, "tanh" or
+        "sigmoid" (see `dgmjax.bijectors.bounded_log_scale`).
+      scale_bound: the bound that `bounded_log_scale` uses with "tanh".
       solver: how sampling (the sequential direction) is solved:
         "sequential" (D passes per layer) or "fixed_point".
       tolerance: fixed-point stopping threshold.

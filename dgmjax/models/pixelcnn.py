@@ -109,7 +109,7 @@ class PixelCNN(nn.Module):
       head: a likelihood head from `dgmjax.distributions` (default a
         discretized logistic mixture of 5 per channel; RGBLogisticMixtureHead
         couples the channels of RGB pixels).
-      context_size: > 0 to condition on a vector `context` of that size.
+      context_size: if > 0, condition on a vector `context` of that size.
 
     `model.apply(variables, x)` is log P(x) in nats per image (exact: the
     model is discrete); `method=model.distribution` gives the distrax

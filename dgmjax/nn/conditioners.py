@@ -19,6 +19,7 @@ _ACTIVATIONS: dict[str, Callable] = {"relu": nn.relu, "gelu": nn.gelu, "elu": nn
 
 
 def get_activation(name: str) -> Callable:
+    """The activation function called `name`: "relu", "gelu", "elu", "silu" or "tanh"."""
     if name not in _ACTIVATIONS:
         raise ValueError(f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {name!r}.")
     return _ACTIVATIONS[name]
@@ -51,6 +52,14 @@ class MLP(nn.Module):
 
 
 class ResidualBlock(nn.Module):
+    """Pre-activation residual block on NHWC images: `x + conv1x1(act(conv3x3(act(x))))`.
+
+    Attributes:
+      features: channels of both convolutions; must equal the input's channels.
+      activation: name of the activation (see `get_activation`).
+      conv_impl: implementation of the convolutions (see `conv2d_same`).
+    """
+
     features: int
     activation: str = "gelu"
     conv_impl: str = "auto"

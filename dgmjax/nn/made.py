@@ -105,7 +105,7 @@ class MADE(nn.Module):
       num_params: outputs per dimension (2 for shift and log-scale).
       order: "natural", "reversed", "random" (with `order_seed`) or an explicit
         permutation: order[i] is the variable at position i.
-      context_size: > 0 for a conditional MADE: `__call__(x, context)` adds an
+      context_size: if > 0, a conditional MADE: `__call__(x, context)` adds an
         unmasked projection of the context to the first hidden layer.
       activation: hidden activation.
       zero_init_output: zero the output layer's kernel, so a flow built on it

@@ -96,7 +96,7 @@ def iwae_bound(key, x, posterior, likelihood, prior, num_samples: int, *, chunk_
 
         log (1/k) sum_s p(x | z_s) p(z_s) / q(z_s | x),   z_s ~ q(z|x),
 
-    >= the ELBO in expectation and non-decreasing in k. Arguments as `elbo`;
+    which is >= the ELBO in expectation and non-decreasing in k. Arguments as `elbo`;
     draws go `chunk_size` at a time (k = 5000 fits with a chunk of a few
     hundred). Returns shape (B,).
     """

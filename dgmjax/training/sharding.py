@@ -24,10 +24,12 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+    """A sharding that puts a full copy of an array on every device of `mesh` (parameters, state)."""
     return NamedSharding(mesh, PartitionSpec())
 
 
 def batch_sharded(mesh: Mesh) -> NamedSharding:
+    """A sharding that splits an array's leading (batch) axis over the devices of `mesh`."""
     return NamedSharding(mesh, PartitionSpec(BATCH_AXIS))
 
 
