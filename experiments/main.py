@@ -3,9 +3,12 @@
     python experiments/main.py --config=experiments/configs/default.py --workdir=runs/digits \
         [--config.train.num_steps=500 ...]
 
-Trains the config's model, writes metrics (JSON lines + TensorBoard), sample
-PNGs and orbax checkpoints to the workdir, and prints the test result. Rerunning
-with the same workdir resumes from the latest checkpoint.
+Trains the config's model, writes metrics (JSON lines, and TensorBoard events
+with tensorboardX installed), sample PNGs and orbax checkpoints to the workdir,
+and prints the test result. Rerunning with the same workdir resumes from the
+latest checkpoint. Ctrl-C or SIGTERM saves a checkpoint and exits with status
+130 or 143. Compiled programs are cached in `--compilation_cache`
+(default ~/.cache/dgmjax/xla; '' turns the cache off).
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from absl import app, flags, logging
-from ml_collections import ConfigDict, config_flags
+try:
+    from absl import app, flags, logging
+    from ml_collections import ConfigDict, config_flags
+except ImportError as err:  # the core install leaves the application's packages out
+    raise ImportError(f"experiments/main.py needs {err.name!r}: install the application's extra with "
+                      "`pip install -e '.[experiments]'` in the repository.") from err
 
 _HERE = Path(__file__).resolve().parent
 _DEFAULT = str(_HERE / "configs" / "default.py")
@@ -76,17 +83,20 @@ if __name__ == "__main__":
 
 _CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT, "Experiment config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")
+_CACHE = flags.DEFINE_string(
+    "compilation_cache", str(Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "dgmjax" / "xla"),
+    "Directory of JAX's persistent compilation cache, so that a rerun (a resume) skips most compiling; "
+    "'' turns it off. JAX_COMPILATION_CACHE_DIR, when set, wins.")
 flags.mark_flags_as_required(["workdir"])
 
 
-def _enable_compilation_cache():
-    """Persistent XLA cache, so a rerun (resume) skips compilation; JAX_COMPILATION_CACHE_DIR wins."""
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+def _enable_compilation_cache(directory: str):
+    """JAX's persistent compilation cache in `directory` ('' or JAX_COMPILATION_CACHE_DIR set: left alone)."""
+    if not directory or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
     import jax
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "dgmjax" / "xla"
-    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_compilation_cache_dir", str(Path(directory).expanduser()))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
@@ -95,14 +105,16 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; -v 0 shows them
-    _enable_compilation_cache()
+    _enable_compilation_cache(_CACHE.value)
     from train import train_and_evaluate
 
     try:
         train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except KeyboardInterrupt:  # the loop saved a checkpoint and said so
-        sys.exit(130)
+    except KeyboardInterrupt as err:  # the loop saved a checkpoint and said so; the shell's status
+        sys.exit(128 + getattr(err, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from cli import run
+
+    run(sys.argv, main)

@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import chex
@@ -18,6 +20,7 @@ from dgmjax.data import SamplerBatches, sample_toy
 from dgmjax.models import RealNVP
 from dgmjax.training import (
     Checkpointer,
+    Terminated,
     TrainState,
     ema_decay_at,
     load_params,
@@ -190,19 +193,27 @@ def test_resume_after_planned_stop_equals_uninterrupted(tmp_path):
     assert strip(read_metrics(tmp_path / "split")) == strip(read_metrics(tmp_path / "full"))
 
 
-def test_resume_after_interruption_equals_uninterrupted(tmp_path):
-    """Ctrl-C (KeyboardInterrupt) mid-run saves a checkpoint; the rerun loses nothing."""
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_resume_after_interruption_equals_uninterrupted(tmp_path, how):
+    """Ctrl-C (KeyboardInterrupt) or SIGTERM mid-run saves a checkpoint; the rerun loses nothing."""
+    if how == "sigterm" and threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can only be set in the main thread")
     full = run(tmp_path / "full", num_steps=10, checkpoint_every=100)
-    batches = moons()
+    batches, previous = moons(), signal.getsignal(signal.SIGTERM)
 
     def interrupting(step):
         if step == 7:
+            if how == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)  # the loop's handler raises Terminated here
             raise KeyboardInterrupt
         return batches(step)
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as raised:
         train(nll, fresh_state(10), interrupting, num_steps=10, key=jax.random.PRNGKey(2),
               workdir=tmp_path / "split", log_every=2, checkpoint_every=100, verbose=False)
+    if how == "sigterm":  # a script exits with 128 + signum = 143 on it
+        assert isinstance(raised.value, Terminated) and raised.value.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is previous  # the loop put the old handler back
     ckpt = Checkpointer(tmp_path / "split" / "checkpoints")
     assert ckpt.latest_step() == 7  # steps 0..6 done, the checkpoint holds them all
     ckpt.close()

@@ -7,7 +7,7 @@ events, and data parallelism over a `jax.sharding` Mesh.
 """
 
 from dgmjax.training.checkpoint import Checkpointer, load_params
-from dgmjax.training.loop import make_evaluator, train
+from dgmjax.training.loop import Terminated, make_evaluator, train
 from dgmjax.training.metrics import MetricWriter, read_metrics
 from dgmjax.training.optim import make_optimizer, make_schedule
 from dgmjax.training.sharding import batch_sharded, make_mesh, maybe_initialize_distributed, replicated
@@ -17,6 +17,7 @@ from dgmjax.training.steps import make_eval_step, make_train_step
 __all__ = [
     "Checkpointer",
     "MetricWriter",
+    "Terminated",
     "TrainState",
     "batch_sharded",
     "ema_decay_at",

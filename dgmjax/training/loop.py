@@ -34,7 +34,7 @@ from dgmjax.training.sharding import batch_sharded, make_mesh, replicated
 from dgmjax.training.state import TrainState
 from dgmjax.training.steps import make_eval_step, make_train_step
 
-__all__ = ["make_evaluator", "train"]
+__all__ = ["Terminated", "make_evaluator", "train"]
 
 Hook = tuple[int, Callable[[int, TrainState], Any]]
 
@@ -64,15 +64,27 @@ def make_evaluator(eval_fn: Callable, arrays: Mapping[str, np.ndarray], batch_si
     return evaluate
 
 
+class Terminated(KeyboardInterrupt):
+    """The KeyboardInterrupt that SIGTERM raises inside `train`; `signum` is the signal's number.
+
+    A script exits with `128 + signum` (143) on it, the shell's status for a
+    process ended by SIGTERM, and 130 on a plain KeyboardInterrupt (Ctrl-C).
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = int(signum)
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt():
-    """Turns SIGTERM (preemption, `kill`) into KeyboardInterrupt so a checkpoint gets written."""
+    """Turns SIGTERM (preemption, `kill`) into `Terminated` so a checkpoint gets written."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise Terminated(signum)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -102,7 +114,7 @@ def train(loss_fn: Callable, state: TrainState, batches: Callable[[int], Any], *
       num_steps: the step to train to.
       key: the base key; step t uses `fold_in(key, t)`.
       workdir: where checkpoints (`checkpoints/`), `metrics.jsonl`,
-        TensorBoard events and `final_metrics.json` go; a rerun with the same
+        TensorBoard events (with tensorboardX installed) and `final_metrics.json` go; a rerun with the same
         workdir resumes from its latest checkpoint. None keeps nothing.
       log_every: steps per logged window of training metrics (their means).
       checkpoint_every: steps between checkpoints (0: only at the end, and at
@@ -116,7 +128,7 @@ def train(loss_fn: Callable, state: TrainState, batches: Callable[[int], Any], *
       learning_rate: the optimizer's schedule, to log the rate.
       mesh: a 1-D `Mesh` over the batch axis (default: all devices); the
         state is replicated and batches are sharded over it.
-      max_steps_per_run: > 0 stops after that many steps, checkpointed, for
+      max_steps_per_run: if > 0, stops after that many steps, checkpointed, for
         time-limited jobs; a rerun continues.
       verbose: a progress bar and a line per evaluation (process 0 only).
 
