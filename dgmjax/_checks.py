@@ -34,6 +34,14 @@ def check_positive_int(value, name: str) -> int:
     return int(value)
 
 
+def check_positive_float(value, name: str) -> float:
+    """A finite Python number > 0 (an int is accepted), as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"`{name}` must be a finite number > 0; got {value!r}.")
+    return float(value)
+
+
 def check_integer_levels(x, num_levels: int, name: str = "x"):
     """Checks that `x` holds integer levels in [0, num_levels).
 

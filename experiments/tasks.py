@@ -24,6 +24,8 @@ from dgmjax.data import (
     TOY_DENSITIES,
     ArrayBatches,
     SamplerBatches,
+    VectorData,
+    load_arrays,
     load_images,
     sample_toy,
     toy_log_prob,
@@ -95,8 +97,12 @@ class Task:
       make_batches: `(batch_size, key, sharding) -> batches`, `batches(step)`
         the batch of a global step.
       test_arrays: the evaluation split as host arrays.
-      save_samples: `(params, key, path_prefix) -> [written paths]`, or None.
+      save_samples: `(params, key, path_prefix, temperature=1.0) -> [written
+        paths]`, or None; a temperature other than 1 is for flows only.
       headline: `(metrics) -> str`, one line of final results.
+      model: the Flax module.
+      model_params: `params -> the model's variables` (the identity, except
+        where the task trains more than the model, e.g. a dequantizer too).
     """
 
     name: str
@@ -107,6 +113,8 @@ class Task:
     test_arrays: Mapping[str, np.ndarray]
     save_samples: Callable | None
     headline: Callable[[dict], str]
+    model: Any = None
+    model_params: Callable = lambda params: params
 
 
 def _as_dict(cfg) -> dict[str, Any]:
@@ -300,15 +308,22 @@ def _image_batches(train):
 
 
 def _sample_writer(sample_fn, num_levels, title, num_samples):
+    """`save(params, key, prefix, temperature=1.0)` of `sample_fn(params, key, n, temperature)`."""
     from plotting import save_image_grid
 
-    sample = jax.jit(sample_fn, static_argnums=2)
+    sample = jax.jit(sample_fn, static_argnums=(2, 3))
 
-    def save(params, key, prefix: Path):
-        images = np.asarray(sample(params, key, num_samples))
+    def save(params, key, prefix: Path, temperature: float = 1.0):
+        images = np.asarray(sample(params, key, num_samples, float(temperature)))
         return [save_image_grid(images, num_levels, f"{prefix}.png", title=title)]
 
     return save
+
+
+def _no_temperature(model, temperature: float) -> None:
+    if temperature != 1.0:
+        raise ValueError(f"`temperature` applies to flows' Gaussian base; {type(model).__name__} samples at "
+                         f"temperature 1 only; got {temperature!r}.")
 
 
 def image_flow_task(model, train, test, *, dequantizer=None, importance_samples=0, num_samples=64) -> Task:
@@ -326,9 +341,9 @@ def image_flow_task(model, train, test, *, dequantizer=None, importance_samples=
             return flow
         return {"flow": flow, "dequantizer": dequantizer.init(k3, k1, batch["image"])}
 
-    def sample(params, key, n):
+    def sample(params, key, n, temperature):
         flow = params if dequantizer is None else params["flow"]
-        return to_levels(model.apply(flow, key, n, method=model.sample), num_levels)
+        return to_levels(model.apply(flow, key, n, temperature=temperature, method=model.sample), num_levels)
 
     def headline(m):
         line = (f"test bits/dim {m['bpd_bound']:.4f} ({kind}-dequantized upper bound; "
@@ -342,7 +357,8 @@ def image_flow_task(model, train, test, *, dequantizer=None, importance_samples=
                 functools.partial(dequantized_flow_loss, **kw),
                 functools.partial(dequantized_flow_eval, **kw, importance_samples=importance_samples),
                 _image_batches(train), test.arrays(),
-                _sample_writer(sample, num_levels, f"{name} samples, {train.name}", num_samples), headline)
+                _sample_writer(sample, num_levels, f"{name} samples, {train.name}", num_samples), headline,
+                model, (lambda params: params) if dequantizer is None else (lambda params: params["flow"]))
 
 
 def discrete_image_task(model, train, test, *, num_samples=16) -> Task:
@@ -350,7 +366,8 @@ def discrete_image_task(model, train, test, *, num_samples=16) -> Task:
     _check_splits(train, test)
     num_levels, num_dims = train.num_levels, math.prod(train.image_shape)
 
-    def sample(params, key, n):
+    def sample(params, key, n, temperature):
+        _no_temperature(model, temperature)
         return jnp.clip(model.apply(params, key, n, method=model.sample), 0, num_levels - 1)
 
     def headline(m):
@@ -361,7 +378,8 @@ def discrete_image_task(model, train, test, *, num_samples=16) -> Task:
     return Task(f"{name} on {train.name}", lambda key, batch: model.init(key, batch["image"]),
                 functools.partial(discrete_loss, model=model), functools.partial(discrete_eval, model=model),
                 _image_batches(train), test.arrays(),
-                _sample_writer(sample, num_levels, f"{name} samples, {train.name}", num_samples), headline)
+                _sample_writer(sample, num_levels, f"{name} samples, {train.name}", num_samples), headline,
+                model)
 
 
 def logit_space_task(model, train, test, *, alpha=1e-6, num_samples=64) -> Task:
@@ -374,10 +392,11 @@ def logit_space_task(model, train, test, *, alpha=1e-6, num_samples=64) -> Task:
         x, _ = uniform_dequantize(key, batch["image"], num_levels)
         return model.init(key, x.reshape(x.shape[0], -1))
 
-    def sample(params, key, n):
+    def sample(params, key, n, temperature):
         from dgmjax.bijectors import ScaledSigmoid
 
-        t = model.apply(params, key, n, method=model.sample).reshape((n,) + tuple(shape))
+        t = model.apply(params, key, n, temperature=temperature, method=model.sample)
+        t = t.reshape((n,) + tuple(shape))
         return to_levels(ScaledSigmoid(alpha).forward(t), num_levels)
 
     def headline(m):
@@ -387,20 +406,23 @@ def logit_space_task(model, train, test, *, alpha=1e-6, num_samples=64) -> Task:
     name = type(model).__name__
     return Task(f"{name} on {train.name} in logit space", init, functools.partial(logit_space_loss, **kw),
                 functools.partial(logit_space_eval, **kw), _image_batches(train), test.arrays(),
-                _sample_writer(sample, num_levels, f"{name} samples, {train.name}", num_samples), headline)
+                _sample_writer(sample, num_levels, f"{name} samples, {train.name}", num_samples), headline,
+                model)
 
 
 def toy_task(model, toy, *, num_test, num_samples=2000, test_seed=1234) -> Task:
     """A density fitted to fresh samples of a 2-D toy; eval adds KL(data || model) from its exact density."""
     test_x = np.asarray(sample_toy(jax.random.PRNGKey(test_seed), toy, num_test))
     log_prob = jax.jit(lambda params, x: model.apply(params, x))
-    sample = jax.jit(lambda params, key: model.apply(params, key, num_samples, method=model.sample))
+    sample = jax.jit(lambda params, key, temperature: model.apply(
+        params, key, num_samples, temperature=temperature, method=model.sample), static_argnums=2)
 
-    def save_samples(params, key, prefix: Path):
+    def save_samples(params, key, prefix: Path, temperature: float = 1.0):
         from plotting import save_density_plot
 
         return [save_density_plot(
-            lambda g: log_prob(params, jnp.asarray(g)), sample(params, key), test_x[:num_samples],
+            lambda g: log_prob(params, jnp.asarray(g)), sample(params, key, float(temperature)),
+            test_x[:num_samples],
             f"{prefix}.png", true_log_prob_fn=lambda g: toy_log_prob(toy, jnp.asarray(g)),
             title=f"{type(model).__name__} on {toy}")]
 
@@ -409,7 +431,7 @@ def toy_task(model, toy, *, num_test, num_samples=2000, test_seed=1234) -> Task:
 
     return Task(f"{type(model).__name__} on {toy}", lambda key, batch: model.init(key, batch["x"]),
                 functools.partial(nll_loss, model=model), functools.partial(toy_eval, model=model, toy=toy),
-                _toy_batches(toy), {"x": test_x}, save_samples, headline)
+                _toy_batches(toy), {"x": test_x}, save_samples, headline, model)
 
 
 def _toy_batches(toy):
@@ -421,9 +443,10 @@ def vae_task(model: VAE, make_batches, test_arrays, *, data_name, iwae_samples=0
     """A VAE trained by maximizing the mean ELBO; eval adds bits/dim for discrete data and IWAE."""
     discrete = model.num_levels is not None
 
-    def save_samples(params, key, prefix: Path):
+    def save_samples(params, key, prefix: Path, temperature: float = 1.0):
         from plotting import save_image_grid, save_latent_plot
 
+        _no_temperature(model, temperature)
         paths = []
         if discrete and len(model.data_shape) == 3:
             images = np.asarray(jax.jit(lambda p, k: model.apply(p, k, num_samples, method=model.sample))(
@@ -452,49 +475,64 @@ def vae_task(model: VAE, make_batches, test_arrays, *, data_name, iwae_samples=0
     return Task(f"VAE ({type(model.encoder).__name__}, {type(model.prior).__name__}) on {data_name}",
                 lambda key, batch: model.init(key, key, batch["x"]), functools.partial(vae_loss, model=model),
                 functools.partial(vae_eval, model=model, iwae_samples=iwae_samples), make_batches,
-                test_arrays, save_samples, headline)
+                test_arrays, save_samples, headline, model)
 
 
-def load_splits(data) -> tuple:
-    kw = {"manual_dir": data["manual_dir"] or None, "data_dir": data["data_dir"] or None}
-    return (load_images(data["name"], data["train_split"], **kw),
-            load_images(data["name"], data["test_split"], **kw))
+def vector_eval(key, params, batch, *, model):
+    return {"nll_nats": -model.apply(params, batch["x"])}
 
 
-def build_task(config) -> Task:
-    """The task of an experiment config (`data`, `model`, `objective` sections)."""
-    data, model_cfg = _as_dict(config.data), _as_dict(config.model)
-    objective = _as_dict(config.objective)
-    name = model_cfg.pop("name")
-    if name not in MODELS:
-        raise ValueError(f"unknown `model.name` {name!r}; expected one of {sorted(MODELS)}.")
-    kind = MODELS[name][1]
-    num_samples = int(config.train.num_samples)
-    if data["name"] not in IMAGE_DATASETS and data["name"] not in TOY_DENSITIES:
-        raise ValueError(f"unknown `data.name` {data['name']!r}; expected one of "
-                         f"{sorted(IMAGE_DATASETS) + list(TOY_DENSITIES)}.")
-    toy = data["name"] in TOY_DENSITIES
-    if kind == "vae":
-        iwae = int(objective["eval_iwae_samples"])
-        if toy:
-            test_x = np.asarray(sample_toy(jax.random.PRNGKey(1234), data["name"], int(data["num_test"])))
-            model = make_vae(model_cfg, data_shape=(2,), num_levels=None)
-            return vae_task(model, _toy_batches(data["name"]), {"x": test_x}, data_name=data["name"],
-                            iwae_samples=iwae, num_samples=num_samples)
-        train, test = load_splits(data)
-        model = make_vae(model_cfg, data_shape=train.image_shape, num_levels=train.num_levels)
-        batches = lambda batch_size, key, sharding: ArrayBatches({"x": train.images}, batch_size, key=key,
-                                                                 sharding=sharding)
-        return vae_task(model, batches, {"x": test.images}, data_name=data["name"], iwae_samples=iwae,
-                        num_samples=num_samples)
-    if toy:
-        if kind != "vectors":
-            raise ValueError(f"`model.name` {name!r} models images; the 2-D toy {data['name']!r} needs a "
-                             "vector model such as 'realnvp'.")
-        model = make_model(name, model_cfg, event_size=2)
-        return toy_task(model, data["name"], num_test=int(data["num_test"]),
-                        num_samples=max(num_samples, 1000))
-    train, test = load_splits(data)
+def _vector_batches(x):
+    return lambda batch_size, key, sharding: ArrayBatches({"x": x}, batch_size, key=key, sharding=sharding)
+
+
+def vector_task(model, data: VectorData, *, source: str | None = None, num_samples=2000) -> Task:
+    """A density fitted by NLL to a user's float vectors (`VectorData`); for D = 2, density plots too.
+
+    Unlike `toy_task` there is no exact density: eval is the test NLL in nats per example.
+    """
+    source, d = source or data.name, data.event_size
+    save_samples = None
+    if d == 2:
+        log_prob = jax.jit(lambda params, x: model.apply(params, x))
+        sample = jax.jit(lambda params, key, temperature: model.apply(
+            params, key, num_samples, temperature=temperature, method=model.sample), static_argnums=2)
+        # the plot's square [-extent, extent]^2 covers all but the farthest 0.5% of the coordinates
+        extent = 1.25 * float(np.quantile(np.abs(data.train), 0.995)) or 1.0
+
+        def save_samples(params, key, prefix: Path, temperature: float = 1.0):
+            from plotting import save_density_plot
+
+            return [save_density_plot(lambda g: log_prob(params, jnp.asarray(g)),
+                                      sample(params, key, float(temperature)),
+                                      data.train[:num_samples], f"{prefix}.png", extent=extent,
+                                      title=f"{type(model).__name__} on {source}")]
+
+    def headline(m):
+        return (f"test NLL {m['nll_nats']:.4f} nats ({m['nll_nats'] / d:.4f} nats/dim) on the "
+                f"{len(data.test)} test rows of {source}")
+
+    return Task(f"{type(model).__name__} on {source}", lambda key, batch: model.init(key, batch["x"]),
+                functools.partial(nll_loss, model=model), functools.partial(vector_eval, model=model),
+                _vector_batches(data.train), {"x": data.test}, save_samples, headline, model)
+
+
+def load_array_file(data) -> VectorData | tuple:
+    """The config's own .npy/.npz (`data.name`): float vectors, or images when `data.num_levels` > 0."""
+    return load_arrays(data["name"], num_levels=int(data["num_levels"]) or None,
+                       test_fraction=float(data["test_fraction"]))
+
+
+def _from_file(task: Task, file_name: str, image_shape=None) -> Task:
+    """`task` saying the data file's name in its name and headline; sample grids need 1 or 3 channels."""
+    name = task.name if file_name in task.name else f"{task.name}, from {file_name}"
+    save = task.save_samples if image_shape is None or image_shape[-1] in (1, 3) else None
+    return dataclasses.replace(task, name=name, headline=lambda m: f"{file_name}: {task.headline(m)}",
+                               save_samples=save)
+
+
+def _image_task(config, name, kind, model_cfg, objective, train, test, num_samples) -> Task:
+    """The task of a non-VAE model on integer images (`ImageData` train/test splits)."""
     if kind == "vectors":
         model = make_model(name, model_cfg, event_size=math.prod(train.image_shape))
         return logit_space_task(model, train, test, alpha=float(objective["logit_alpha"]),
@@ -514,3 +552,75 @@ def build_task(config) -> Task:
     return image_flow_task(model, train, test, dequantizer=dequantizer,
                            importance_samples=int(objective["eval_importance_samples"]),
                            num_samples=num_samples)
+
+
+def load_splits(data) -> tuple:
+    kw = {"manual_dir": data["manual_dir"] or None, "data_dir": data["data_dir"] or None}
+    return (load_images(data["name"], data["train_split"], **kw),
+            load_images(data["name"], data["test_split"], **kw))
+
+
+def build_task(config) -> Task:
+    """The task of an experiment config (`data`, `model`, `objective` sections).
+
+    `data.name` is a built-in dataset, a 2-D toy, or the path of the user's own .npy/.npz
+    (`load_array_file`): float vectors train vector flows (`vector_task`) or a Gaussian-decoder VAE;
+    integer images take the same routes as the built-in image datasets.
+    """
+    data, model_cfg = _as_dict(config.data), _as_dict(config.model)
+    objective = _as_dict(config.objective)
+    name = model_cfg.pop("name")
+    if name not in MODELS:
+        raise ValueError(f"unknown `model.name` {name!r}; expected one of {sorted(MODELS)}.")
+    kind = MODELS[name][1]
+    num_samples = int(config.train.num_samples)
+    source = data["name"]
+    from_file = isinstance(source, str) and source.endswith((".npy", ".npz"))
+    if not from_file and source not in IMAGE_DATASETS and source not in TOY_DENSITIES:
+        raise ValueError(f"unknown `data.name` {source!r}; expected one of "
+                         f"{sorted(IMAGE_DATASETS) + list(TOY_DENSITIES)}, or the path of a .npy or .npz "
+                         "file.")
+    toy = source in TOY_DENSITIES
+    arrays = load_array_file(data) if from_file else None
+    file_name = Path(source).name
+    vectors = arrays if isinstance(arrays, VectorData) else None
+    if vectors is not None and kind not in ("vectors", "vae"):
+        raise ValueError(f"`model.name` {name!r} models images; the float vectors of {file_name} need a "
+                         "vector model such as 'realnvp' (or integer images with `data.num_levels` set).")
+    if kind == "vae":
+        iwae = int(objective["eval_iwae_samples"])
+        if toy:
+            test_x = np.asarray(sample_toy(jax.random.PRNGKey(1234), data["name"], int(data["num_test"])))
+            model = make_vae(model_cfg, data_shape=(2,), num_levels=None)
+            return vae_task(model, _toy_batches(data["name"]), {"x": test_x}, data_name=data["name"],
+                            iwae_samples=iwae, num_samples=num_samples)
+        if vectors is not None:
+            decoder = model_cfg.get("decoder")
+            if decoder != "gaussian":
+                raise ValueError(f"`model.decoder` must be 'gaussian' for the float vectors of {file_name}; "
+                                 f"got {decoder!r} (set `data.num_levels` for integer data).")
+            model = make_vae(model_cfg, data_shape=(vectors.event_size,), num_levels=None)
+            return _from_file(vae_task(model, _vector_batches(vectors.train), {"x": vectors.test},
+                                       data_name=file_name, iwae_samples=iwae, num_samples=num_samples),
+                              file_name)
+        train, test = arrays or load_splits(data)
+        model = make_vae(model_cfg, data_shape=train.image_shape, num_levels=train.num_levels)
+        batches = lambda batch_size, key, sharding: ArrayBatches({"x": train.images}, batch_size, key=key,
+                                                                 sharding=sharding)
+        task = vae_task(model, batches, {"x": test.images}, data_name=train.name, iwae_samples=iwae,
+                        num_samples=num_samples)
+        return _from_file(task, file_name, train.image_shape) if from_file else task
+    if toy:
+        if kind != "vectors":
+            raise ValueError(f"`model.name` {name!r} models images; the 2-D toy {data['name']!r} needs a "
+                             "vector model such as 'realnvp'.")
+        model = make_model(name, model_cfg, event_size=2)
+        return toy_task(model, data["name"], num_test=int(data["num_test"]),
+                        num_samples=max(num_samples, 1000))
+    if vectors is not None:
+        model = make_model(name, model_cfg, event_size=vectors.event_size)
+        return vector_task(model, vectors, source=file_name,
+                           num_samples=max(num_samples, 1000) if vectors.event_size == 2 else num_samples)
+    train, test = arrays or load_splits(data)
+    task = _image_task(config, name, kind, model_cfg, objective, train, test, num_samples)
+    return _from_file(task, file_name, train.image_shape) if from_file else task

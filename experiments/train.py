@@ -33,6 +33,11 @@ def optimizer_settings(config) -> dict:
     return {**opt, "grad_clip_norm": opt["grad_clip_norm"] or None, "num_steps": int(config.train.num_steps)}
 
 
+def run_keys(config) -> tuple[jax.Array, ...]:
+    """The run's keys from `config.seed`: (init, step, data, eval, sample)."""
+    return tuple(jax.random.split(jax.random.PRNGKey(int(config.seed)), 5))
+
+
 def train_and_evaluate(config, workdir: str | Path, *, verbose: bool = True) -> TrainState:
     """Builds the config's task, trains it, evaluates it; returns the final state."""
     maybe_initialize_distributed(bool(config.distributed))
@@ -40,8 +45,7 @@ def train_and_evaluate(config, workdir: str | Path, *, verbose: bool = True) -> 
     t = config.train
     task = build_task(config)
     mesh = make_mesh(int(t.num_devices) or None)
-    root = jax.random.PRNGKey(int(config.seed))
-    init_key, step_key, data_key, eval_key, sample_key = jax.random.split(root, 5)
+    init_key, step_key, data_key, eval_key, sample_key = run_keys(config)
     batches = task.make_batches(int(t.batch_size), data_key, batch_sharded(mesh))
     params = jax.jit(task.init, out_shardings=replicated(mesh))(init_key, batches(0))
     settings = optimizer_settings(config)
@@ -71,4 +75,8 @@ def train_and_evaluate(config, workdir: str | Path, *, verbose: bool = True) -> 
     if int(jax.device_get(state.step)) == num_steps:
         final = json.loads((workdir / "final_metrics.json").read_text())
         say(f"{task.name} after {num_steps} steps: {task.headline(final)}")
+        say(f"Outputs in {workdir}: final_metrics.json, metrics.jsonl, samples, checkpoints/ "
+            f"(python experiments/evaluate.py --workdir={workdir} samples and evaluates them again).")
+    else:
+        say(f"Checkpoint and metrics so far in {workdir}.")
     return state

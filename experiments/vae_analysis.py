@@ -44,7 +44,7 @@ def analyse(workdir: Path, num_test: int, iwae_samples: int, surgery_points: int
             chunk: int, seed: int = 0) -> dict:
     config = _config_from_workdir(workdir)
     task = build_task(config)  # the model and test split exactly as training had them
-    vae = task.loss_fn.keywords["model"]
+    vae = task.model
     # A fixed random subset: the binarized-MNIST test file is sorted by digit class, so its first
     # images would be nearly all zeros and ones.
     test = np.asarray(task.test_arrays["x"])

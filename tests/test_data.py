@@ -20,7 +20,9 @@ from dgmjax.data import (
     ArrayBatches,
     ImageData,
     SamplerBatches,
+    VectorData,
     eval_batches,
+    load_arrays,
     load_images,
     sample_toy,
     toy_log_prob,
@@ -37,9 +39,12 @@ def test_digits_split_is_fixed_and_disjoint():
     assert int(train.images.max()) == 16 and int(train.images.min()) == 0
     from sklearn.datasets import load_digits
 
-    raw = load_digits().images.astype(np.uint8)
+    bunch = load_digits()  # the embedded copy is scikit-learn's, image for image and label for label
+    raw = bunch.images.astype(np.uint8)
     np.testing.assert_array_equal(test.images[:, :, :, 0], raw[::5])
     np.testing.assert_array_equal(train.images[:, :, :, 0], np.delete(raw, np.s_[::5], axis=0))
+    np.testing.assert_array_equal(test.labels, bunch.target[::5])
+    np.testing.assert_array_equal(train.labels, np.delete(bunch.target, np.s_[::5]))
     assert set(np.unique(test.labels)) == set(range(10))
 
 
@@ -352,3 +357,99 @@ def test_sampler_batches_deterministic():
     np.testing.assert_array_equal(s1(7)["x"], s2(7)["x"])
     assert not np.array_equal(s1(7)["x"], s1(8)["x"])
     assert s1(0)["x"].shape == (16, 2)
+
+
+# ----------------------------------------------------------------------------- a user's own arrays
+
+
+def _rows(a):
+    return sorted(map(tuple, np.asarray(a).reshape(len(a), -1).tolist()))
+
+
+def test_load_arrays_npy_split_is_a_fixed_disjoint_permutation(tmp_path):
+    x = np.arange(30, dtype=np.float64).reshape(10, 3) / 7  # distinct rows
+    np.save(tmp_path / "points.npy", x)
+    data = load_arrays(tmp_path / "points.npy", test_fraction=0.25)
+    assert isinstance(data, VectorData) and data.name == "points" and data.event_size == 3
+    assert data.train.dtype == data.test.dtype == np.float32
+    assert data.train.shape == (7, 3) and data.test.shape == (3, 3)  # ceil(0.25 * 10) = 3 test rows
+    assert _rows(np.concatenate([data.train, data.test])) == _rows(x.astype(np.float32))
+    assert not set(_rows(data.train)) & set(_rows(data.test))
+    perm = np.random.default_rng(0).permutation(10)  # the documented rule: the last rows are test
+    np.testing.assert_array_equal(data.test, x[perm[7:]].astype(np.float32))
+    again = load_arrays(str(tmp_path / "points.npy"), test_fraction=0.25)
+    np.testing.assert_array_equal(again.train, data.train)
+    np.testing.assert_array_equal(again.test, data.test)
+    other = load_arrays(tmp_path / "points.npy", test_fraction=0.25, seed=1)
+    assert _rows(other.test) != _rows(data.test)
+
+
+def test_load_arrays_npz_train_and_test_keys_are_used_as_given(tmp_path):
+    train, test = np.linspace(-1, 1, 12).reshape(6, 2), np.full((2, 2), 5.0, np.float32)
+    np.savez(tmp_path / "mine.npz", train=train, test=test)
+    data = load_arrays(tmp_path / "mine.npz", test_fraction=0.5)  # no split: the fraction is unused
+    np.testing.assert_array_equal(data.train, train.astype(np.float32))
+    np.testing.assert_array_equal(data.test, test)
+    assert data.name == "mine"
+
+
+def test_load_arrays_npz_single_array_is_split_like_npy(tmp_path):
+    x = np.random.default_rng(3).normal(size=(21, 4)).astype(np.float32)
+    np.save(tmp_path / "a.npy", x)
+    np.savez(tmp_path / "a.npz", whatever=x)
+    from_npy, from_npz = load_arrays(tmp_path / "a.npy", seed=5), load_arrays(tmp_path / "a.npz", seed=5)
+    assert from_npz.test.shape == (3, 4)  # ceil(0.1 * 21)
+    np.testing.assert_array_equal(from_npz.train, from_npy.train)
+    np.testing.assert_array_equal(from_npz.test, from_npy.test)
+
+
+def test_load_arrays_images_get_a_channel_axis_and_keep_their_levels(tmp_path):
+    x = np.random.default_rng(0).integers(0, 17, (20, 5, 6))
+    np.save(tmp_path / "my_digits.npy", x)  # int64, (N, H, W)
+    train, test = load_arrays(tmp_path / "my_digits.npy", num_levels=17, test_fraction=0.2)
+    assert isinstance(train, ImageData) and isinstance(test, ImageData)
+    assert train.images.shape == (16, 5, 6, 1) and test.images.shape == (4, 5, 6, 1)
+    assert train.images.dtype == np.uint8 and train.num_levels == test.num_levels == 17
+    assert (train.name, train.split, test.split, train.labels) == ("my_digits", "train", "test", None)
+    perm = np.random.default_rng(0).permutation(20)
+    np.testing.assert_array_equal(test.images[..., 0], x[perm[16:]])
+    assert _rows(np.concatenate([train.images, test.images])[..., 0]) == _rows(x)
+    # more than 256 levels are int32; floats holding whole numbers are levels too
+    np.savez(tmp_path / "deep.npz", train=np.full((3, 2, 2, 3), 999.0), test=np.zeros((1, 2, 2, 3)))
+    train, test = load_arrays(tmp_path / "deep.npz", num_levels=1000)
+    assert train.images.dtype == np.int32 and int(train.images.max()) == 999 and test.image_shape == (2, 2, 3)
+
+
+def test_load_arrays_errors_name_the_argument_and_what_was_expected(tmp_path):
+    def raises(message, file, array=None, **kwargs):
+        if isinstance(array, dict):
+            np.savez(tmp_path / file, **array)
+        elif array is not None:
+            np.save(tmp_path / file, array)
+        with pytest.raises(ValueError, match=message):
+            load_arrays(tmp_path / file, **kwargs)
+
+    floats = np.zeros((10, 2), np.float32)
+    raises(r"`path` '.*missing\.npy' does not exist", "missing.npy")
+    raises(r"`path` must end in \.npy or \.npz; got '.*points\.csv'", "points.csv")
+    raises(r"holds the arrays \['a', 'train'\]; expected keys 'train' and 'test'.*or exactly one array",
+           "keys.npz", {"train": floats, "a": floats})
+    raises(r"has dtype int64 but `num_levels` is None; expected floating-point vectors, or pass `num_levels`",
+           "ints.npy", np.zeros((10, 2), np.int64))
+    raises(r"has shape \(10, 2, 2\) but `num_levels` is None; expected vectors of shape \(N, D\)",
+           "cube.npy", np.zeros((10, 2, 2), np.float32))
+    raises(r"holds 4 non-finite values .* in rows \[3, 7\]; expected finite floats", "nan.npy",
+           np.where(np.isin(np.arange(10), [3, 7])[:, None], np.array([np.nan, np.inf]), floats))
+    raises(r"`test_fraction` must be a float in \(0, 1\); got 0", "ok.npy", floats, test_fraction=0)
+    raises(r"has 1 row\(s\); `test_fraction` 0.1 leaves 1 for test and 0 for train; expected at least one",
+           "one.npy", floats[:1])
+    raises(r"`num_levels` must be >= 2; got 1", "ok.npy", floats, num_levels=1)
+    images = np.zeros((10, 4, 4), np.uint8)
+    raises(r"holds values in \[0, 17\]; with `num_levels` 17 expected integer levels in \[0, 17\)",
+           "high.npy", np.where(np.arange(10)[:, None, None] == 4, 17, images), num_levels=17)
+    low = images.astype(np.int32)
+    low[2, 1, 1] = -1
+    raises(r"holds values in \[-1, 0\]", "low.npy", low, num_levels=17)
+    raises(r"holds floats that are not whole numbers", "frac.npy", images + 0.5, num_levels=17)
+    raises(r"has shape \(10, 16\); with `num_levels` 17 expected images of shape \(N, H, W, C\) or "
+           r"\(N, H, W\)", "flat.npy", images.reshape(10, 16), num_levels=17)

@@ -4,6 +4,13 @@ Finishes in a few minutes on a 2-core CPU and prints test bits/dim. Every
 other config starts from this one, so every setting has its default here and
 nowhere else. The 1437 training images are few: longer runs or wider
 conditioners overfit (the test bound rises after ~1000 steps at this size).
+
+`data.name` is a built-in dataset (digits, mnist, ..., or a 2-D toy such as
+moons) or the path of your own arrays, a file ending in .npy or .npz
+(`dgmjax.data.load_arrays`): float vectors (N, D) for a vector flow or a VAE
+with a Gaussian decoder, or with `data.num_levels` set, integer images
+(N, H, W[, C]) for any model. A single array is split by `data.test_fraction`;
+an .npz with keys `train` and `test` is used as given.
 """
 
 import ml_collections
@@ -15,12 +22,16 @@ def get_config():
     config.distributed = False  # True: call jax.distributed.initialize() (multi-host)
 
     config.data = ml_collections.ConfigDict()
-    config.data.name = "digits"
+    config.data.name = "digits"  # or a 2-D toy, or the path of your own .npy/.npz (see above)
     config.data.train_split = "train"
     config.data.test_split = "test"  # slices work too, e.g. "test[:2000]"
     config.data.manual_dir = ""  # a directory holding the dataset's original files (offline)
     config.data.data_dir = ""  # where downloaded files are kept ("" = $DGMJAX_DATA_DIR or ~/.cache)
     config.data.num_test = 10_000  # test points drawn from a 2-D toy
+    # Your own .npy/.npz (data.name = its path): levels of integer images, or 0 for float vectors;
+    # and the fraction of a single array held out for test (a fixed permutation, seed 0).
+    config.data.num_levels = 0
+    config.data.test_fraction = 0.1
 
     config.model = ml_collections.ConfigDict()
     config.model.name = "image_realnvp"

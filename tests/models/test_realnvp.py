@@ -44,6 +44,21 @@ def test_realnvp_samples_and_distribution_agree():
     np.testing.assert_allclose(dist.log_prob(s), lp, atol=1e-4)
 
 
+def test_sampling_temperature_scales_the_base_draws():
+    model = RealNVP(event_size=3, num_layers=3, hidden_sizes=(8,))
+    params = perturb(jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((1, 3))), 1)
+    key, bound = jax.random.PRNGKey(2), model.bind(params)
+    z = jax.random.normal(key, (500, 3))  # the base's own draws for this key
+    np.testing.assert_allclose(bound.sample(key, 500), bound.bijector().forward(z), atol=1e-5)
+    s, lp = bound.sample_and_log_prob(key, 500, temperature=0.5)
+    np.testing.assert_allclose(s, bound.bijector().forward(0.5 * z), atol=1e-5)
+    np.testing.assert_allclose(lp, model.apply(params, s), atol=1e-4)  # the model's density, T = 1
+    np.testing.assert_allclose(bound.bijector().inverse(s).std(), 0.5 * z.std(), rtol=1e-4)
+    for bad in (0.0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="`temperature` must be a finite number > 0"):
+            bound.sample(key, 2, temperature=bad)
+
+
 def _image_model(**kw):
     cfg = dict(image_shape=(4, 4, 1), num_scales=2, num_checkerboard=2, num_channelwise=2, features=8,
                num_blocks=1)
