@@ -15,12 +15,17 @@ import nbformat
 
 HERE = Path(__file__).resolve().parent
 
-INSTALL = '''# In Colab (or anywhere dgmjax is missing), install it first.
+INSTALL = '''# Installs dgmjax when this kernel lacks it (Colab, a fresh environment); a kernel that has
+# it skips this. DGMJAX_SOURCE is what pip installs: the package with the extra these notebooks
+# use ("dgmjax[plotting]"), a git URL ("git+https://...") or your checkout
+# ("path/to/dgmjax[plotting]"). It adds only what is missing: Colab's own jax, TensorFlow and
+# matplotlib stay as they are.
 import importlib.util
+import os
 import subprocess
 import sys
 
-DGMJAX_SOURCE = "git+https://github.com/dgmjax/dgmjax.git"  # or the path of your checkout
+DGMJAX_SOURCE = os.environ.get("DGMJAX_SOURCE", "dgmjax[plotting]")
 if importlib.util.find_spec("dgmjax") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", DGMJAX_SOURCE], check=True)'''
 
@@ -264,7 +269,6 @@ loop `experiments/main.py` runs too).
     code(FAST),
     code('''
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -373,18 +377,17 @@ plt.xlabel("coupling layers per scale (checkerboard and channel-wise)")
 plt.ylabel("test bits/dim (bound)"); plt.show()
 '''),
     md("""
-## MNIST, where the files are at hand
+## MNIST
 
-The same multi-scale flow on 28x28 MNIST (256 levels). `load_images` reads the four original files
-(`train-images-idx3-ubyte.gz`, `train-labels-idx1-ubyte.gz`, `t10k-images-idx3-ubyte.gz`,
-`t10k-labels-idx1-ubyte.gz`) from the folder named by the environment variable `DGMJAX_MNIST_DIR` (set it
-before starting Jupyter, or with `os.environ["DGMJAX_MNIST_DIR"] = "/path/to/mnist"` above this cell).
-The cell skips itself when that variable is unset, and in `FAST` mode. `experiments/configs/mnist.py` is
-the full run.
+The same multi-scale flow on 28x28 MNIST (256 levels), in the full mode only (`FAST = False`).
+`load_images` downloads the four original files once (to `~/.cache/dgmjax/datasets`, checksums verified).
+Offline, set `MNIST_DIR` to a folder holding them (`train-images-idx3-ubyte.gz`,
+`train-labels-idx1-ubyte.gz`, `t10k-images-idx3-ubyte.gz`, `t10k-labels-idx1-ubyte.gz`).
+`experiments/configs/mnist.py` is the full run.
 """),
     code('''
-MNIST_DIR = os.environ.get("DGMJAX_MNIST_DIR", "")
-if not FAST and MNIST_DIR and os.path.isdir(MNIST_DIR):
+MNIST_DIR = None  # None downloads MNIST; offline, a folder with the four original .gz files
+if not FAST:
     mnist_train = load_images("mnist", "train", manual_dir=MNIST_DIR)
     mnist_test = load_images("mnist", "test", manual_dir=MNIST_DIR)
     mnist_flow = ImageRealNVP(image_shape=(28, 28, 1), num_scales=3, features=32, num_blocks=1)
@@ -397,7 +400,7 @@ if not FAST and MNIST_DIR and os.path.isdir(MNIST_DIR):
         ax.imshow(im[..., 0], cmap="gray", vmin=0, vmax=255); ax.axis("off")
     plt.show()
 else:
-    print("skipped: FAST mode, or DGMJAX_MNIST_DIR does not name a folder with the MNIST files")
+    print("skipped in FAST mode")
 '''),
 ]
 
