@@ -105,6 +105,10 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; -v 0 shows them
+    if _CONFIG.value.get("deterministic", False):
+        from dgmjax.training import use_deterministic_ops
+
+        use_deterministic_ops()  # before the first computation
     _enable_compilation_cache(_CACHE.value)
     from train import train_and_evaluate
 

@@ -130,14 +130,24 @@ def head_from_config(name: str, num_mixtures: int, channels: int = 1):
     return {"bernoulli": BernoulliHead(), "categorical": CategoricalHead(), "gaussian": GaussianHead()}[name]
 
 
-def make_model(name: str, kwargs: Mapping[str, Any], **shape_kwargs):
-    """Model `name` from its config section `kwargs`, rejecting unknown keys by name."""
+def make_model(name: str, kwargs: Mapping[str, Any], *, compute_dtype: str = "float32", **shape_kwargs):
+    """Model `name` from its config section `kwargs`, rejecting unknown keys by name.
+
+    `compute_dtype` (the config's top-level setting) goes to the models that
+    have the option (the flows); for the others it must be "float32".
+    """
     if name not in MODELS:
         raise ValueError(f"unknown `model.name` {name!r}; expected one of {sorted(MODELS)}.")
+    cls = MODELS[name][0]
+    has_option = "compute_dtype" in {f.name for f in dataclasses.fields(cls)}
+    if compute_dtype != "float32" and not has_option:
+        raise ValueError(f"`compute_dtype` {compute_dtype!r} is for the flows' conditioners; "
+                         f"{cls.__name__} computes in float32 only (expected 'float32').")
     if name == "vae":
         return make_vae(kwargs, **shape_kwargs)
-    cls = MODELS[name][0]
     kw = {k: tuple(val) if isinstance(val, list) else val for k, val in kwargs.items()}
+    if has_option:
+        kw["compute_dtype"] = None if compute_dtype == "float32" else compute_dtype
     if cls is PixelCNN:
         channels = shape_kwargs["image_shape"][-1]
         kw["head"] = head_from_config(kw.pop("head"), kw.pop("num_mixtures"), channels)
@@ -152,6 +162,10 @@ def make_model(name: str, kwargs: Mapping[str, Any], **shape_kwargs):
 VAE_KEYS = ("latent_size", "hidden_sizes", "activation", "decoder", "num_mixtures", "prior",
             "prior_components", "prior_flow_layers", "prior_flow_hidden", "posterior",
             "posterior_flow_layers", "posterior_flow_hidden", "posterior_context")
+
+
+def _dtype(config) -> str:
+    return str(config.get("compute_dtype", "float32"))
 
 
 def make_vae(cfg: Mapping[str, Any], *, data_shape, num_levels) -> VAE:
@@ -534,13 +548,15 @@ def _from_file(task: Task, file_name: str, image_shape=None) -> Task:
 def _image_task(config, name, kind, model_cfg, objective, train, test, num_samples) -> Task:
     """The task of a non-VAE model on integer images (`ImageData` train/test splits)."""
     if kind == "vectors":
-        model = make_model(name, model_cfg, event_size=math.prod(train.image_shape))
+        model = make_model(name, model_cfg, compute_dtype=_dtype(config),
+                           event_size=math.prod(train.image_shape))
         return logit_space_task(model, train, test, alpha=float(objective["logit_alpha"]),
                                 num_samples=num_samples)
     if kind == "discrete_images":
-        model = make_model(name, model_cfg, image_shape=train.image_shape, num_levels=train.num_levels)
+        model = make_model(name, model_cfg, compute_dtype=_dtype(config), image_shape=train.image_shape,
+                           num_levels=train.num_levels)
         return discrete_image_task(model, train, test, num_samples=num_samples)
-    model = make_model(name, model_cfg, image_shape=train.image_shape)
+    model = make_model(name, model_cfg, compute_dtype=_dtype(config), image_shape=train.image_shape)
     dequantization = objective["dequantization"]
     if dequantization not in ("uniform", "variational"):
         raise ValueError(f"`objective.dequantization` must be 'uniform' or 'variational'; got "
@@ -573,6 +589,9 @@ def build_task(config) -> Task:
     if name not in MODELS:
         raise ValueError(f"unknown `model.name` {name!r}; expected one of {sorted(MODELS)}.")
     kind = MODELS[name][1]
+    if kind == "vae" and _dtype(config) != "float32":
+        raise ValueError(f"`compute_dtype` {_dtype(config)!r} is for the flows' conditioners; the VAE "
+                         "computes in float32 only (expected 'float32').")
     num_samples = int(config.train.num_samples)
     source = data["name"]
     from_file = isinstance(source, str) and source.endswith((".npy", ".npz"))
@@ -614,11 +633,11 @@ def build_task(config) -> Task:
         if kind != "vectors":
             raise ValueError(f"`model.name` {name!r} models images; the 2-D toy {data['name']!r} needs a "
                              "vector model such as 'realnvp'.")
-        model = make_model(name, model_cfg, event_size=2)
+        model = make_model(name, model_cfg, compute_dtype=_dtype(config), event_size=2)
         return toy_task(model, data["name"], num_test=int(data["num_test"]),
                         num_samples=max(num_samples, 1000))
     if vectors is not None:
-        model = make_model(name, model_cfg, event_size=vectors.event_size)
+        model = make_model(name, model_cfg, compute_dtype=_dtype(config), event_size=vectors.event_size)
         return vector_task(model, vectors, source=file_name,
                            num_samples=max(num_samples, 1000) if vectors.event_size == 2 else num_samples)
     train, test = arrays or load_splits(data)

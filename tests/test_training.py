@@ -273,3 +273,28 @@ def test_sharded_step_equals_single_device_step(tmp_path):
     for a, b in zip(eight["params"], one["params"], strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
     assert "divisible by the number of devices" in out["error"]
+
+
+def test_use_deterministic_ops_sets_the_flag_before_the_backends_start():
+    code = textwrap.dedent("""
+        import os
+        import jax, jax.numpy as jnp
+        from dgmjax.training import use_deterministic_ops
+        os.environ["XLA_FLAGS"] = "--xla_cpu_enable_fast_math=false"
+        use_deterministic_ops()
+        assert os.environ["XLA_FLAGS"].split() == [
+            "--xla_cpu_enable_fast_math=false", "--xla_gpu_deterministic_ops=true"]
+        print(float(jnp.ones(3).sum()))  # the backend starts with the flag (XLA accepts it on a CPU)
+        use_deterministic_ops()  # already set: nothing to do
+        os.environ["XLA_FLAGS"] = ""
+        try:
+            use_deterministic_ops()
+        except RuntimeError as err:
+            print("refused:", err)
+    """)
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "3.0" and lines[1].startswith("refused: use_deterministic_ops() must run before")

@@ -68,6 +68,11 @@ def actnorm_init(x, eps: float = 1e-6):
     return mean, jnp.log(std + eps)
 
 
+def _exact_matmul(a, b):
+    """a @ b in full float32, whatever `jax.default_matmul_precision` says."""
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
+
+
 class Invertible1x1Conv(distrax.Bijector):
     """Invertible 1x1 convolution in LU form: per pixel, forward `x = W z`, W = P L U.
 
@@ -79,6 +84,11 @@ class Invertible1x1Conv(distrax.Bijector):
     matrices, not one solve per pixel. Initializing with lower = upper = 0,
     log_diag = 0 and a random permutation starts from an orthogonal W = P,
     as Glow's random-rotation init does.
+
+    Every product here runs at `Precision.HIGHEST` (full float32) whatever the
+    backend's default matmul precision (TF32-class on recent GPUs), so that
+    the round trip and the exact log-det hold to float32 accuracy on every
+    backend (the precision policy in docs/DESIGN.md).
     """
 
     def __init__(self, permutation, lower, upper, log_diag, sign=None):
@@ -99,21 +109,21 @@ class Invertible1x1Conv(distrax.Bijector):
 
     def matrix(self):
         """W = P L U (rows permuted by `permutation`)."""
-        return (self._l @ self._u)[self._perm]
+        return _exact_matmul(self._l, self._u)[self._perm]
 
     def inverse_matrix(self):
         eye = jnp.eye(self._c, dtype=self._u.dtype)
         l_inv = jax.scipy.linalg.solve_triangular(self._l, eye, lower=True, unit_diagonal=True)
         u_inv = jax.scipy.linalg.solve_triangular(self._u, eye, lower=False)
-        return (u_inv @ l_inv)[:, self._perm]  # (P A)^-1 = A^-1 P^T, and M P^T = M[:, perm]
+        return _exact_matmul(u_inv, l_inv)[:, self._perm]  # (P A)^-1 = A^-1 P^T, M P^T = M[:, perm]
 
     def _log_det(self, x):
         return jnp.full(x.shape[:-3], x.shape[-3] * x.shape[-2] * jnp.sum(self._log_diag), x.dtype)
 
     def forward_and_log_det(self, z):
         _check_image(z, "z", self._c)
-        return z @ self.matrix().T, self._log_det(z)
+        return _exact_matmul(z, self.matrix().T), self._log_det(z)
 
     def inverse_and_log_det(self, x):
         _check_image(x, "x", self._c)
-        return x @ self.inverse_matrix().T, -self._log_det(x)
+        return _exact_matmul(x, self.inverse_matrix().T), -self._log_det(x)

@@ -73,12 +73,14 @@ class _AutoregressiveFlow(FlowModule):
     tolerance: float = 1e-5
     remat: bool = False
     scan_layers: bool = True
+    compute_dtype: str | None = None
 
     _inverse_layers = False  # IAF: True
 
     def _made(self) -> MADE:
         return MADE(self.event_size, tuple(self.hidden_sizes), 2, "natural",
-                    context_size=self.context_size, activation=self.activation, parent=None)
+                    context_size=self.context_size, activation=self.activation,
+                    compute_dtype=self.compute_dtype, parent=None)
 
     def setup(self):
         v.check_positive_int(self.num_layers, "num_layers")
@@ -163,6 +165,9 @@ class MAF(_AutoregressiveFlow):
       scan_layers: True: the layers' parameters are stacked and scanned
         (compile time flat in depth); False: a list of per-layer parameters
         run unrolled (a faster step at small depth). See `LayerStack`.
+      compute_dtype: the conditioners' compute dtype: None (float32) or
+        "bfloat16" / "float16" for mixed precision (see `dgmjax.nn.MLP`); the
+        transforms, log-dets and the base density stay float32.
     """
 
     def sample_with_iterations(self, key, num_samples: int, solver: str | None = None, context=None):

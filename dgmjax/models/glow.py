@@ -56,6 +56,9 @@ class Glow(FlowModule):
         a logit preprocessing (`ScaledSigmoid` on the data side), whose
         log-det counts in log_prob.
       remat: recompute activations in the backward pass to save memory.
+      compute_dtype: the conditioners' compute dtype: None (float32) or
+        "bfloat16" / "float16" for mixed precision (see `dgmjax.nn.MLP`); the
+        transforms, log-dets and the base density stay float32.
     """
 
     image_shape: Sequence[int]
@@ -67,6 +70,7 @@ class Glow(FlowModule):
     scale_fn: str = "sigmoid"
     logit_alpha: float | None = None
     remat: bool = False
+    compute_dtype: str | None = None
 
     def _squeezes(self):
         v.check_positive_int(self.num_scales, "num_scales")
@@ -78,7 +82,8 @@ class Glow(FlowModule):
         return [after[2] for _, after in multiscale_shapes(self.image_shape, self._squeezes())]
 
     def _net(self, c: int) -> ConvResNet:
-        return ConvResNet(self.features, self.num_blocks, 2 * (c - c // 2), self.activation, parent=None)
+        return ConvResNet(self.features, self.num_blocks, 2 * (c - c // 2), self.activation,
+                          compute_dtype=self.compute_dtype, parent=None)
 
     def setup(self):
         k = self.num_steps

@@ -64,6 +64,9 @@ class RealNVP(FlowModule):
       scan_layers: True: stacked parameters, scanned (compile time flat in
         depth); False: per-layer parameters run unrolled (a faster step at
         small depth). See `LayerStack`.
+      compute_dtype: the conditioners' compute dtype: None (float32) or
+        "bfloat16" / "float16" for mixed precision (see `dgmjax.nn.MLP`); the
+        transforms, log-dets and the base density stay float32.
     """
 
     event_size: int
@@ -75,13 +78,15 @@ class RealNVP(FlowModule):
     permutation: str | None = None
     remat: bool = False
     scan_layers: bool = True
+    compute_dtype: str | None = None
 
     def _split_index(self) -> int:
         return self.event_size // 2
 
     def _net(self) -> MLP:
         out = self.event_size if self.coupling == "masked" else self.event_size - self._split_index()
-        return MLP(tuple(self.hidden_sizes), (out, 2), self.activation, parent=None)
+        return MLP(tuple(self.hidden_sizes), (out, 2), self.activation, compute_dtype=self.compute_dtype,
+                   parent=None)
 
     def _permutation(self) -> str:
         if self.permutation is not None:
@@ -153,6 +158,9 @@ class ImageRealNVP(FlowModule):
       scale_fn: coupling scale bound ("tanh" or "sigmoid").
       logit_alpha: the logit preprocessing's alpha, or None for none.
       remat: recompute activations in the backward pass to save memory.
+      compute_dtype: the conditioners' compute dtype: None (float32) or
+        "bfloat16" / "float16" for mixed precision (see `dgmjax.nn.MLP`); the
+        transforms, log-dets and the base density stay float32.
     """
 
     image_shape: Sequence[int]
@@ -165,6 +173,7 @@ class ImageRealNVP(FlowModule):
     scale_fn: str = "tanh"
     logit_alpha: float | None = 0.05
     remat: bool = False
+    compute_dtype: str | None = None
 
     def _squeezes(self):
         v.check_positive_int(self.num_scales, "num_scales")
@@ -174,7 +183,8 @@ class ImageRealNVP(FlowModule):
         return multiscale_shapes(self.image_shape, self._squeezes())
 
     def _net(self, out_channels: int) -> ConvResNet:
-        return ConvResNet(self.features, self.num_blocks, out_channels, self.activation, parent=None)
+        return ConvResNet(self.features, self.num_blocks, out_channels, self.activation,
+                          compute_dtype=self.compute_dtype, parent=None)
 
     def setup(self):
         v.check_positive_int(self.num_checkerboard, "num_checkerboard")

@@ -18,6 +18,19 @@ _ACTIVATIONS: dict[str, Callable] = {"relu": nn.relu, "gelu": nn.gelu, "elu": nn
                                      "silu": nn.silu, "tanh": jnp.tanh}
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def resolve_compute_dtype(name: str | None):
+    """The jnp dtype a network computes in: None or "float32" is float32 (no casting), "bfloat16" or
+    "float16" for mixed precision (parameters stay float32, outputs come back as float32)."""
+    if name is None or name == "float32":
+        return None
+    if name not in COMPUTE_DTYPES:
+        raise ValueError(f"`compute_dtype` must be one of {COMPUTE_DTYPES} or None; got {name!r}.")
+    return jnp.dtype(name)
+
+
 def get_activation(name: str) -> Callable:
     """The activation function called `name`: "relu", "gelu", "elu", "silu" or "tanh"."""
     if name not in _ACTIVATIONS:
@@ -33,22 +46,28 @@ class MLP(nn.Module):
       out_shape: per-example output shape, e.g. (D, 2) for shift and log-scale.
       activation: name of the hidden activation.
       zero_init_output: zero the last layer's kernel and bias.
+      compute_dtype: "bfloat16" or "float16" runs the layers in that dtype
+        (parameters stay float32; the output is cast back to x's dtype);
+        None or "float32" computes in float32.
     """
 
     hidden_sizes: Sequence[int]
     out_shape: Sequence[int]
     activation: str = "relu"
     zero_init_output: bool = True
+    compute_dtype: str | None = None
 
     @nn.compact
     def __call__(self, x):
         act = get_activation(self.activation)
-        h = x
+        dt = resolve_compute_dtype(self.compute_dtype)
+        h = x if dt is None else x.astype(dt)
         for width in self.hidden_sizes:
-            h = act(nn.Dense(width)(h))
+            h = act(nn.Dense(width, dtype=dt)(h))
         init = nn.initializers.zeros if self.zero_init_output else nn.initializers.lecun_normal()
-        out = nn.Dense(math.prod(self.out_shape), kernel_init=init, bias_init=nn.initializers.zeros)(h)
-        return out.reshape(x.shape[:-1] + tuple(self.out_shape))
+        out = nn.Dense(math.prod(self.out_shape), kernel_init=init, bias_init=nn.initializers.zeros,
+                       dtype=dt)(h)
+        return out.astype(x.dtype).reshape(x.shape[:-1] + tuple(self.out_shape))
 
 
 class ResidualBlock(nn.Module):
@@ -79,6 +98,8 @@ class ConvResNet(nn.Module):
     (3x3 then 1x1 conv, pre-activation), and a zero-initialized 3x3 output conv
     to `out_channels`. Leading batch axes beyond one are flattened and restored.
     Convolutions are `dgmjax.nn.Conv` (fast inside `lax.scan` on CPU too).
+    `compute_dtype` as in `MLP`: the convolutions run in it, the parameters
+    stay float32 and the output comes back in x's dtype.
     """
 
     features: int
@@ -87,15 +108,18 @@ class ConvResNet(nn.Module):
     activation: str = "gelu"
     zero_init_output: bool = True
     conv_impl: str = "auto"
+    compute_dtype: str | None = None
 
     @nn.compact
     def __call__(self, x):
         batch_shape, event_shape = x.shape[:-3], x.shape[-3:]
+        dt = resolve_compute_dtype(self.compute_dtype)
         h = x.reshape((-1,) + event_shape)
+        h = h if dt is None else h.astype(dt)  # every Conv computes in its input's dtype
         h = Conv(self.features, (3, 3), impl=self.conv_impl)(h)
         for _ in range(self.num_blocks):
             h = ResidualBlock(self.features, self.activation, self.conv_impl)(h)
         h = get_activation(self.activation)(h)
         init = nn.initializers.zeros if self.zero_init_output else nn.initializers.lecun_normal()
         h = Conv(self.out_channels, (3, 3), kernel_init=init, impl=self.conv_impl)(h)
-        return h.reshape(batch_shape + h.shape[-3:])
+        return h.astype(x.dtype).reshape(batch_shape + h.shape[-3:])

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dgmjax import _checks as v
-from dgmjax.nn.conditioners import get_activation
+from dgmjax.nn.conditioners import get_activation, resolve_compute_dtype
 
 ORDERS = ("natural", "reversed", "random")
 INPUT_ENCODINGS = ("real", "one_hot", "embedding")
@@ -93,7 +93,8 @@ class MaskedDense(nn.Module):
     def __call__(self, x):
         kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
         bias = self.param("bias", self.bias_init, (self.features,))
-        return x @ (kernel * jnp.asarray(self.mask, kernel.dtype)) + bias
+        masked = kernel * jnp.asarray(self.mask, kernel.dtype)
+        return x @ masked.astype(x.dtype) + bias.astype(x.dtype)  # computes in x's dtype
 
 
 class MADE(nn.Module):
@@ -115,7 +116,11 @@ class MADE(nn.Module):
       input_encoding: "real" (x is real-valued), "one_hot" or "embedding"
         (x holds integer levels in [0, num_levels); each variable is encoded
         as a one-hot vector or an `embedding_size` learned embedding).
-      num_levels, embedding_size: for the categorical encodings.
+      num_levels: the number of levels, for the categorical encodings.
+      embedding_size: the size of each learned embedding.
+      compute_dtype: "bfloat16" or "float16" runs the layers in that dtype
+        (parameters stay float32, the output is float32); None or "float32"
+        computes in float32.
     """
 
     event_size: int
@@ -130,6 +135,7 @@ class MADE(nn.Module):
     input_encoding: str = "real"
     num_levels: int | None = None
     embedding_size: int = 16
+    compute_dtype: str | None = None
 
     def input_order(self) -> np.ndarray:
         return made_order(self.order, self.event_size, self.order_seed)
@@ -165,12 +171,17 @@ class MADE(nn.Module):
                              f"{len(self.output_bias)}.")
         masks = made_masks(d, self.hidden_sizes, self.input_order(), self.num_params)
         h, per_variable = self._encode(x)
+        out_dtype = h.dtype
+        dt = resolve_compute_dtype(self.compute_dtype)
+        if dt is not None:
+            h = h.astype(dt)
+            context = None if context is None else context.astype(dt)
         masks[0] = np.repeat(masks[0], per_variable, axis=0)  # every feature of a variable: its degree
         act = get_activation(self.activation)
         for i, width in enumerate(self.hidden_sizes):
             h = MaskedDense(width, masks[i], name=f"masked_{i}")(h)
             if i == 0 and self.context_size > 0:
-                h = h + nn.Dense(width, use_bias=False, name="context")(context)
+                h = h + nn.Dense(width, use_bias=False, dtype=dt, name="context")(context)
             h = act(h)
         init = nn.initializers.zeros if self.zero_init_output else nn.initializers.lecun_normal()
         bias_init = nn.initializers.zeros
@@ -179,4 +190,4 @@ class MADE(nn.Module):
             bias_init = lambda rng, shape, dtype=jnp.float32: jnp.asarray(bias, dtype).reshape(shape)
         out = MaskedDense(d * self.num_params, masks[-1], kernel_init=init, bias_init=bias_init,
                           name="output")(h)
-        return out.reshape(out.shape[:-1] + (d, self.num_params))
+        return out.astype(out_dtype).reshape(out.shape[:-1] + (d, self.num_params))

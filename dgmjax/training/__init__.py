@@ -7,6 +7,7 @@ events, and data parallelism over a `jax.sharding` Mesh.
 """
 
 from dgmjax.training.checkpoint import Checkpointer, load_params
+from dgmjax.training.determinism import use_deterministic_ops
 from dgmjax.training.loop import Terminated, make_evaluator, train
 from dgmjax.training.metrics import MetricWriter, read_metrics
 from dgmjax.training.optim import make_optimizer, make_schedule
@@ -32,4 +33,5 @@ __all__ = [
     "read_metrics",
     "replicated",
     "train",
+    "use_deterministic_ops",
 ]

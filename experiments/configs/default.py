@@ -20,6 +20,13 @@ def get_config():
     config = ml_collections.ConfigDict()
     config.seed = 0
     config.distributed = False  # True: call jax.distributed.initialize() (multi-host)
+    # The flows' conditioner networks compute in this dtype: "float32", or "bfloat16" for mixed
+    # precision (parameters, log-dets and likelihoods stay float32). Models without the option
+    # (PixelCNN, the integer flow, the VAE) reject anything but "float32".
+    config.compute_dtype = "float32"
+    # True: deterministic XLA kernels on GPUs (dgmjax.training.use_deterministic_ops), so a rerun or
+    # a resumed run reproduces the uninterrupted one bit for bit there too; slower on a GPU.
+    config.deterministic = False
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "digits"  # or a 2-D toy, or the path of your own .npy/.npz (see above)

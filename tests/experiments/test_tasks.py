@@ -104,3 +104,17 @@ def test_tasks_build_train_and_evaluate_on_digits(config_path, overrides):
         assert float(out["bpd_iw"].mean()) < float(out["bpd_bound"].mean()) + 0.05
     if "iwae" in out:
         assert float(out["iwae"].mean()) > float(out["elbo"].mean()) - 1.0
+
+
+def test_compute_dtype_reaches_the_flows_and_is_refused_elsewhere():
+    config = load_config(CONFIGS + "default.py")
+    config.compute_dtype = "bfloat16"
+    assert build_task(config).model.compute_dtype == "bfloat16"
+    config.compute_dtype = "float32"
+    assert build_task(config).model.compute_dtype is None  # float32: no casting at all
+    for path in ("pixelcnn_binarized_mnist.py", "vae_2d.py:moons"):
+        config = load_config(CONFIGS + path)
+        config.data.name = "digits" if "pixelcnn" in path else config.data.name
+        config.compute_dtype = "bfloat16"
+        with pytest.raises(ValueError, match="computes in float32 only"):
+            build_task(config)

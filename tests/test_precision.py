@@ -1,0 +1,86 @@
+"""The precision policy: conditioners may compute in bfloat16, everything a flow's density rests on stays
+float32 (parameters, the transforms, log-dets, the base density), and the invertible linear maps run at
+full float32 whatever the default matmul precision."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import brute_force_log_prob, perturb
+
+from dgmjax.bijectors import Invertible1x1Conv
+from dgmjax.models import MAF, Glow, ImageRealNVP, RealNVP
+from dgmjax.nn import MADE, MLP, ConvResNet
+
+BF16_EPS = 2.0 ** -8  # bfloat16's unit round-off (8 significand bits)
+
+
+@pytest.mark.parametrize("make, x", [
+    (lambda dt: MLP((32, 32), (5, 2), zero_init_output=False, compute_dtype=dt), np.ones((4, 5))),
+    (lambda dt: ConvResNet(8, 1, 3, zero_init_output=False, compute_dtype=dt), np.ones((2, 4, 4, 2))),
+    (lambda dt: MADE(5, (32,), 2, zero_init_output=False, compute_dtype=dt), np.ones((4, 5))),
+], ids=["mlp", "convresnet", "made"])
+def test_bfloat16_conditioners_keep_float32_parameters_and_outputs(make, x):
+    x = jnp.asarray(np.random.default_rng(0).normal(size=x.shape), jnp.float32)
+    params = make(None).init(jax.random.PRNGKey(0), x)
+    assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(make("bfloat16").init(
+        jax.random.PRNGKey(0), x)))
+    full, half = make(None).apply(params, x), make("bfloat16").apply(params, x)  # the same parameters
+    assert half.dtype == jnp.float32 and half.shape == full.shape
+    assert not np.array_equal(half, full)  # it did compute in bfloat16
+    # each layer rounds its inputs and weights to bfloat16: a few units of round-off of the output's scale
+    np.testing.assert_allclose(half, full, atol=50 * BF16_EPS * float(jnp.abs(full).max()))
+
+
+def test_compute_dtype_is_checked():
+    with pytest.raises(ValueError, match="`compute_dtype` must be one of"):
+        MLP((8,), (2,), compute_dtype="int8").init(jax.random.PRNGKey(0), jnp.ones((1, 2)))
+
+
+@pytest.mark.parametrize("make, x, num_layers", [
+    (lambda: RealNVP(event_size=4, num_layers=3, hidden_sizes=(16,), compute_dtype="bfloat16"),
+     (5, 4), 3),
+    (lambda: MAF(event_size=4, num_layers=2, hidden_sizes=(16,), compute_dtype="bfloat16"), (5, 4), 2),
+    (lambda: ImageRealNVP(image_shape=(4, 4, 1), num_checkerboard=2, num_channelwise=2, features=8,
+                          num_blocks=1, compute_dtype="bfloat16"), (3, 4, 4, 1), 6),
+    (lambda: Glow(image_shape=(4, 4, 1), num_scales=2, num_steps=2, features=8, compute_dtype="bfloat16"),
+     (3, 4, 4, 1), 4),
+], ids=["realnvp", "maf", "image_realnvp", "glow"])
+def test_bfloat16_flows_invert_exactly_and_keep_their_log_det(make, x, num_layers):
+    """With bfloat16 conditioners a flow is still an exact float32 bijection: the conditioner sees
+    the same input in both directions, so the round trip holds to float32 round-off. Its log-det
+    is that of the map it computes, up to bfloat16 rounding: a separately compiled program (the
+    autodiff Jacobian) may round a conditioner output one bfloat16 unit differently, which moves
+    a log-scale (|s| <= 1 here) by at most BF16_EPS, per dimension and layer."""
+    model = make()
+    x = jax.random.uniform(jax.random.PRNGKey(0), x, minval=0.05, maxval=0.95)
+    params = perturb(jax.jit(model.init)(jax.random.PRNGKey(1), x), 2)
+    log_p = model.apply(params, x)
+    assert log_p.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(log_p)))
+    bound = model.bind(params)
+    z = bound.bijector().inverse(x)
+    assert z.dtype == jnp.float32
+    np.testing.assert_allclose(bound.bijector().forward(z), x, atol=2e-5)
+    dims = int(np.prod(x.shape[1:]))
+    with jax.default_matmul_precision("float32"):
+        brute = brute_force_log_prob(bound.bijector, x[:2])
+    np.testing.assert_allclose(log_p[:2], brute, rtol=1e-5, atol=dims * num_layers * BF16_EPS)
+
+
+def test_invertible_1x1_conv_is_exact_at_any_default_precision():
+    """The policy: the 1x1 convolution's matrix products run at Precision.HIGHEST, so a bfloat16
+    default (GPUs and TPUs honour it; the CPU computes in float32 either way) leaves the round
+    trip and log-det at float32 accuracy."""
+    c = 8
+    g = np.random.default_rng(0)
+    bij = Invertible1x1Conv(g.permutation(c), 0.3 * g.normal(size=(c, c)), 0.3 * g.normal(size=(c, c)),
+                            0.2 * g.normal(size=c))
+    z = jnp.asarray(g.normal(size=(2, 4, 4, c)), jnp.float32)
+    with jax.default_matmul_precision("bfloat16"):
+        x, log_det = jax.jit(bij.forward_and_log_det)(z)
+        z_back = jax.jit(bij.inverse)(x)
+    exact = np.einsum("ij,...j->...i", np.asarray(bij.matrix(), np.float64), np.asarray(z, np.float64))
+    np.testing.assert_allclose(x, exact, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(z_back, z, atol=1e-4)
+    sign, logabs = np.linalg.slogdet(np.asarray(bij.matrix(), np.float64))
+    np.testing.assert_allclose(log_det, 16 * logabs, rtol=1e-5)
