@@ -21,3 +21,18 @@ os.environ.setdefault("JAX_THREEFRY_PARTITIONABLE", "false")
 import jax  # noqa: E402
 
 jax.config.update("jax_threefry_partitionable", os.environ["JAX_THREEFRY_PARTITIONABLE"] == "true")
+
+# Precision: the exactness tests (round trips, log-dets against autodiff Jacobians, resume equal to
+# an uninterrupted run) compare float32 results at float32 round-off. GPUs and TPUs run float32
+# matmuls in TF32/bf16 passes by default, and GPU reductions and autotuned convolutions are not
+# deterministic by default, so the session fixes both: full float32 matmuls, and XLA's
+# deterministic GPU kernels (set before any computation starts the backends; subprocesses inherit
+# both through the environment). On the CPU both are what happens anyway. The tests that mean
+# to run at the backend's default precision say so (`jax.default_matmul_precision("default")`)
+# and bound their errors by that precision's unit round-off (tests/test_precision.py).
+os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
+jax.config.update("jax_default_matmul_precision", os.environ["JAX_DEFAULT_MATMUL_PRECISION"])
+
+from dgmjax.training import use_deterministic_ops  # noqa: E402
+
+use_deterministic_ops()

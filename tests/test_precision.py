@@ -84,3 +84,37 @@ def test_invertible_1x1_conv_is_exact_at_any_default_precision():
     np.testing.assert_allclose(z_back, z, atol=1e-4)
     sign, logabs = np.linalg.slogdet(np.asarray(bij.matrix(), np.float64))
     np.testing.assert_allclose(log_det, 16 * logabs, rtol=1e-5)
+
+
+# Unit round-off of a float32 matmul at the backend's default precision: full float32 on the CPU,
+# TF32 (10 explicit significand bits) on GPUs, one bfloat16 pass on TPUs.
+DEFAULT_EPS = {"cpu": 2.0 ** -24, "gpu": 2.0 ** -11, "cuda": 2.0 ** -11, "rocm": 2.0 ** -11, "tpu": 2.0 ** -8}
+
+
+@pytest.mark.parametrize("make, x, matmuls", [
+    (lambda: RealNVP(event_size=6, num_layers=3, hidden_sizes=(16, 16)), (8, 6), 3 * 3 * 4),
+    (lambda: MAF(event_size=6, num_layers=3, hidden_sizes=(16,)), (8, 6), 3 * 2 * 4),
+    (lambda: ImageRealNVP(image_shape=(4, 4, 1), num_checkerboard=2, num_channelwise=2, features=8,
+                          num_blocks=1), (4, 4, 4, 1), 6 * 4 * 9),
+    (lambda: Glow(image_shape=(4, 4, 1), num_scales=2, num_steps=2, features=8), (4, 4, 4, 1), 4 * 4 * 9),
+], ids=["coupling", "autoregressive", "multiscale", "glow"])
+def test_round_trip_and_log_det_at_the_backends_default_precision(make, x, matmuls):
+    """Every family at the backend's default matmul precision (the session fixes "highest" for the
+    exactness tests): the round trip and the log-det stay within a bound from that precision's unit
+    round-off. `matmuls` counts layers x matmuls per conditioner x sqrt(reduction width), the
+    growth of a rounding error through the conditioners; on the CPU the bound is 1e-5 to 1e-4."""
+    eps = DEFAULT_EPS.get(jax.default_backend(), 2.0 ** -8)
+    model = make()
+    x = jax.random.uniform(jax.random.PRNGKey(0), x, minval=0.05, maxval=0.95)
+    params = perturb(jax.jit(model.init)(jax.random.PRNGKey(1), x), 2)
+    bij = lambda: model.bind(params).bijector()
+    with jax.default_matmul_precision("highest"):
+        z_ref, log_det_ref = jax.jit(lambda x: bij().inverse_and_log_det(x))(x)
+    with jax.default_matmul_precision("default"):
+        z, log_det = jax.jit(lambda x: bij().inverse_and_log_det(x))(x)
+        x_back = jax.jit(lambda z: bij().forward(z))(z)
+    scale = 1.0 + float(jnp.abs(z_ref).max())
+    tol = 4 * matmuls * eps * scale
+    np.testing.assert_allclose(z, z_ref, atol=tol)
+    np.testing.assert_allclose(x_back, x, atol=tol)
+    np.testing.assert_allclose(log_det, log_det_ref, atol=tol * int(np.prod(x.shape[1:])))
