@@ -2,7 +2,7 @@
 compile time against depth, and MAF sampling (sequential vs fixed point vs an IAF's single pass).
 
     python experiments/benchmarks/flows.py [--maf_workdir=runs/maf_mnist] [--sections=...]
-        [--rounds=9] [--steps=10] [--compile_depths=4,16,64] [--compile_repeats=3] [--num_samples=64]
+        [--rounds=9] [--steps=10] [--compile_depths=4,16,64] [--compile_repeats=N] [--num_samples=64]
 
 Prints one table per section and writes them all to
 experiments/benchmarks/results/flows.md (and flows.json), or to --out.md (and
@@ -27,8 +27,8 @@ Sections:
               the step can reach on this machine.
   compile     train-step compile time at 4, 16 and 64 layers (dgmjax scanned,
               dgmjax with scan_layers=False, and the plain loop), median of 3
-              fresh compiles, each after the parameters are on the device
-              (--compile_depths, --compile_repeats).
+              fresh compiles (1 on a GPU or TPU, to stay within a minute there),
+              each after the parameters are on the device (--compile_depths, --compile_repeats).
   sampling    a trained MNIST MAF (--maf_workdir): D-step sequential vs
               fixed-point (iterations used, max |dx| against sequential) vs the
               single pass of an IAF of the same size.
@@ -433,7 +433,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--compile_depths", default="4,16,64", help="layers, comma-separated")
-    parser.add_argument("--compile_repeats", type=int, default=3)
+    parser.add_argument("--compile_repeats", type=int, default=None,
+                        help="fresh compiles per point (default 3 on a CPU; 1 on a GPU or TPU, where "
+                             "compiling is slower and the section must stay within a minute)")
     parser.add_argument("--num_samples", type=int, default=64)
     parser.add_argument("--out", default=str(RESULTS / "flows"))
     args = parser.parse_args()
@@ -464,9 +466,11 @@ def main():
                "`sum:` row is the best a step made of those pieces run one after the other could do.\n", ""]
     if "compile" in sections:
         depths = tuple(int(d) for d in args.compile_depths.split(","))
-        r = bench_compile(depths, repeats=args.compile_repeats)
+        repeats = args.compile_repeats or (3 if device.platform == "cpu" else 1)
+        r = bench_compile(depths, repeats=repeats)
         results["compile"] = r
-        md += [f"## Compile time of the train step against depth (median of {args.compile_repeats})\n",
+        md += [f"## Compile time of the train step against depth (median of {repeats} on "
+               f"{device.platform})\n",
                fmt_table(r["rows"], [("model", "model"), ("implementation", "implementation"),
                                      ("layers", "layers"), ("compile s", "compile_s"),
                                      ("ratio to 4 layers", "ratio_to_4_layers")]), ""]
