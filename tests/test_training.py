@@ -180,6 +180,20 @@ def test_the_loop_returns_the_trained_state_and_evaluates(tmp_path):
     chex.assert_trees_all_close(run(None).params, state.params)
 
 
+def test_rerunning_a_finished_run_keeps_one_record_per_step(tmp_path):
+    test = {"x": np.asarray(sample_toy(jax.random.PRNGKey(9), "moons", 50))}
+    eval_fn = lambda k, p, b: {"nll": -MODEL.apply(p, b["x"])}
+    evaluate = make_evaluator(eval_fn, test, 16, jax.random.PRNGKey(3))
+    run(tmp_path, evaluate=evaluate)
+    before = read_metrics(tmp_path)
+    final = json.loads((tmp_path / "final_metrics.json").read_text())
+    again = run(tmp_path, evaluate=evaluate)  # resumes at step 12 of 12: evaluates and logs once more
+    assert int(again.step) == 12
+    after = read_metrics(tmp_path)
+    assert [(r["step"], r["split"]) for r in after] == [(r["step"], r["split"]) for r in before]
+    assert after[-1] == before[-1] and json.loads((tmp_path / "final_metrics.json").read_text()) == final
+
+
 def test_resume_after_planned_stop_equals_uninterrupted(tmp_path):
     full = run(tmp_path / "full")
     first = run(tmp_path / "split", max_steps_per_run=6)

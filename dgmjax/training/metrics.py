@@ -16,11 +16,16 @@ def _scalar(x) -> float:
     return float(np.asarray(x))
 
 
+def _key(record: dict) -> tuple:
+    return int(record.get("step", 0)), record.get("split")
+
+
 class MetricWriter:
     """Appends `{"step", "split", ...}` lines to `metrics.jsonl` and TensorBoard scalars.
 
     On resume from step s, lines with step > s (written after the checkpoint the
-    run restarts from) are dropped, so every step's record is written once. The
+    run restarts from) are dropped, and a record for a (step, split) already in
+    the file replaces it, so every step's record is written once. The
     records equal an uninterrupted run's except one: the first training window
     after an interruption between two logging steps averages only the steps
     run since the checkpoint (a run stopped by `max_steps_per_run` logs its last
@@ -41,10 +46,12 @@ class MetricWriter:
         if not self.active:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._keys = set()  # (step, split) of every record in the file
         if self.path.exists():
             kept = [line for line in self.path.read_text().splitlines()
                     if line.strip() and json.loads(line).get("step", 0) <= resume_step]
             self.path.write_text("".join(line + "\n" for line in kept))
+            self._keys = {_key(json.loads(line)) for line in kept}
         if tensorboard is None:
             tensorboard = available("tensorboardX")
         if tensorboard:
@@ -57,8 +64,13 @@ class MetricWriter:
             return values
         record = {"step": int(step), "split": split}
         record.update({k: (val if math.isfinite(val) else str(val)) for k, val in values.items()})
+        if _key(record) in self._keys:  # written before (a finished run rerun): the new record replaces it
+            lines = [line for line in self.path.read_text().splitlines()
+                     if line.strip() and _key(json.loads(line)) != _key(record)]
+            self.path.write_text("".join(line + "\n" for line in lines))
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
+        self._keys.add(_key(record))
         if self._tb is not None:
             for k, val in values.items():
                 self._tb.add_scalar(f"{split}/{k}", val, int(step))
