@@ -38,13 +38,36 @@ def run_keys(config) -> tuple[jax.Array, ...]:
     return tuple(jax.random.split(jax.random.PRNGKey(int(config.seed)), 5))
 
 
+def check_train_config(train, num_devices: int) -> None:
+    """ValueError, before any data is loaded or anything compiled, for a `train` section whose
+    mistake would otherwise show only during or after training."""
+    def value(key):
+        val = train[key]
+        if isinstance(val, bool) or not isinstance(val, int):
+            raise ValueError(f"`config.train.{key}` must be an int; got {val!r}.")
+        return val
+
+    for key in ("num_steps", "batch_size", "eval_batch_size", "log_every", "num_samples", "max_checkpoints"):
+        if value(key) < 1:
+            raise ValueError(f"`config.train.{key}` must be >= 1; got {train[key]!r}.")
+    for key in ("eval_every", "checkpoint_every", "sample_every", "max_steps_per_run", "num_devices"):
+        if value(key) < 0:
+            raise ValueError(f"`config.train.{key}` must be >= 0 (0 disables or means the default); got "
+                             f"{train[key]!r}.")
+    for key in ("batch_size", "eval_batch_size"):
+        if train[key] % num_devices:
+            raise ValueError(f"`config.train.{key}` {train[key]} must be divisible by the number of devices "
+                             f"({num_devices}); set it to a multiple, or `config.train.num_devices`.")
+
+
 def train_and_evaluate(config, workdir: str | Path, *, verbose: bool = True) -> TrainState:
     """Builds the config's task, trains it, evaluates it; returns the final state."""
     maybe_initialize_distributed(bool(config.distributed))
     workdir = Path(workdir).absolute()
     t = config.train
-    task = build_task(config)
     mesh = make_mesh(int(t.num_devices) or None)
+    check_train_config(t, int(mesh.devices.size))
+    task = build_task(config)
     init_key, step_key, data_key, eval_key, sample_key = run_keys(config)
     batches = task.make_batches(int(t.batch_size), data_key, batch_sharded(mesh))
     params = jax.jit(task.init, out_shardings=replicated(mesh))(init_key, batches(0))

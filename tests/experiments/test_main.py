@@ -79,6 +79,8 @@ def test_main_moons_config(tmp_path):
     ("--config.model.nope=1", "config key 'model.nope'"),
     ("--config.data.name=mnsit", "unknown `data.name` 'mnsit'"),
     ("--config.data.manual_dir=/nonexistent", "lacks"),
+    ("--config.train.num_samples=0", "`config.train.num_samples` must be >= 1; got 0"),
+    ("--config.train.checkpoint_every=-1", "`config.train.checkpoint_every` must be >= 0"),
 ])
 def test_main_bad_input_raises_value_error(tmp_path, arg, message):
     extra = ["--config.data.name=mnist"] if "manual_dir" in arg else []
