@@ -44,12 +44,11 @@ ROOT = HERE.parent
 BF16_STEP = r'''
 import json, sys, time
 import jax, jax.numpy as jnp, numpy as np
-sys.path.insert(0, sys.argv[1])
 from dgmjax.dequantization import uniform_dequantize
 from dgmjax.models import ImageRealNVP
 from dgmjax.objectives import bits_per_dim, dequantization_bound
 from dgmjax.training import TrainState, make_optimizer, make_train_step
-shape, batch, steps = json.loads(sys.argv[2])
+shape, batch, steps = json.loads(sys.argv[1])
 images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (batch,) + tuple(shape)), jnp.uint8)
 out = {}
 for dtype in (None, "bfloat16"):
@@ -114,7 +113,7 @@ def check_throughput(dry_run: bool, timeout: int, workdir: Path) -> dict:
 
 def check_bf16(dry_run: bool, timeout: int) -> dict:
     shape, batch, steps = ([8, 8, 1], 16, 3) if dry_run else ([28, 28, 1], 128, 20)
-    rc, out, wall = _run([sys.executable, "-c", BF16_STEP, ROOT, json.dumps([shape, batch, steps])], timeout)
+    rc, out, wall = _run([sys.executable, "-c", BF16_STEP, json.dumps([shape, batch, steps])], timeout)
     result = {"rc": rc, "wall_s": wall, "image_shape": shape, "batch": batch, "timed_steps": steps}
     if rc == 0:
         result.update(json.loads(out.strip().splitlines()[-1]))

@@ -589,9 +589,7 @@ def build_task(config) -> Task:
     if name not in MODELS:
         raise ValueError(f"unknown `model.name` {name!r}; expected one of {sorted(MODELS)}.")
     kind = MODELS[name][1]
-    if kind == "vae" and _dtype(config) != "float32":
-        raise ValueError(f"`compute_dtype` {_dtype(config)!r} is for the flows' conditioners; the VAE "
-                         "computes in float32 only (expected 'float32').")
+    dtype = _dtype(config)
     num_samples = int(config.train.num_samples)
     source = data["name"]
     from_file = isinstance(source, str) and source.endswith((".npy", ".npz"))
@@ -610,7 +608,7 @@ def build_task(config) -> Task:
         iwae = int(objective["eval_iwae_samples"])
         if toy:
             test_x = np.asarray(sample_toy(jax.random.PRNGKey(1234), data["name"], int(data["num_test"])))
-            model = make_vae(model_cfg, data_shape=(2,), num_levels=None)
+            model = make_model(name, model_cfg, compute_dtype=dtype, data_shape=(2,), num_levels=None)
             return vae_task(model, _toy_batches(data["name"]), {"x": test_x}, data_name=data["name"],
                             iwae_samples=iwae, num_samples=num_samples)
         if vectors is not None:
@@ -618,12 +616,14 @@ def build_task(config) -> Task:
             if decoder != "gaussian":
                 raise ValueError(f"`model.decoder` must be 'gaussian' for the float vectors of {file_name}; "
                                  f"got {decoder!r} (set `data.num_levels` for integer data).")
-            model = make_vae(model_cfg, data_shape=(vectors.event_size,), num_levels=None)
+            model = make_model(name, model_cfg, compute_dtype=dtype, data_shape=(vectors.event_size,),
+                               num_levels=None)
             return _from_file(vae_task(model, _vector_batches(vectors.train), {"x": vectors.test},
                                        data_name=file_name, iwae_samples=iwae, num_samples=num_samples),
                               file_name)
         train, test = arrays or load_splits(data)
-        model = make_vae(model_cfg, data_shape=train.image_shape, num_levels=train.num_levels)
+        model = make_model(name, model_cfg, compute_dtype=dtype, data_shape=train.image_shape,
+                           num_levels=train.num_levels)
         batches = lambda batch_size, key, sharding: ArrayBatches({"x": train.images}, batch_size, key=key,
                                                                  sharding=sharding)
         task = vae_task(model, batches, {"x": test.images}, data_name=train.name, iwae_samples=iwae,
@@ -633,11 +633,11 @@ def build_task(config) -> Task:
         if kind != "vectors":
             raise ValueError(f"`model.name` {name!r} models images; the 2-D toy {data['name']!r} needs a "
                              "vector model such as 'realnvp'.")
-        model = make_model(name, model_cfg, compute_dtype=_dtype(config), event_size=2)
+        model = make_model(name, model_cfg, compute_dtype=dtype, event_size=2)
         return toy_task(model, data["name"], num_test=int(data["num_test"]),
                         num_samples=max(num_samples, 1000))
     if vectors is not None:
-        model = make_model(name, model_cfg, compute_dtype=_dtype(config), event_size=vectors.event_size)
+        model = make_model(name, model_cfg, compute_dtype=dtype, event_size=vectors.event_size)
         return vector_task(model, vectors, source=file_name,
                            num_samples=max(num_samples, 1000) if vectors.event_size == 2 else num_samples)
     train, test = arrays or load_splits(data)
