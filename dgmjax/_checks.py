@@ -4,10 +4,18 @@ Every check runs at trace time, before any compute: dtypes, ranks and shapes are
 always known, and values are checked whenever the array is concrete (not a
 tracer inside `jit`). Each failure is a `ValueError` naming the argument, what it
 got and what was expected.
+
+Values that are traced (inside `jit`, `vmap`, `grad`) cannot be read at trace
+time. Under `checked_mode()` the value checks that would be skipped become
+`jax.experimental.checkify` checks instead, so a function traced in that mode
+and wrapped in `checkify.checkify` reports them when it runs (the training
+loop's `checked=True` does both).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from collections.abc import Sequence
 
 import jax
@@ -18,6 +26,51 @@ import numpy as np
 def is_concrete(x) -> bool:
     """True when the values of `x` can be read now (not a tracer under jit/vmap/grad)."""
     return not isinstance(x, jax.core.Tracer)
+
+
+_CHECKED = contextvars.ContextVar("dgmjax_checked_mode", default=False)
+
+
+@contextlib.contextmanager
+def checked_mode(enabled: bool = True):
+    """Within this context, value checks on traced arrays become checkify checks.
+
+    A function traced inside it must be wrapped in `checkify.checkify(...,
+    errors=checkify.user_checks)` (or wider); its error then names the
+    argument as the ValueError would have::
+
+        with checked_mode():
+            err, out = checkify.checkify(jax.jit(f), errors=checkify.user_checks)(x)
+        err.throw()
+
+    jit caches traces: a function first traced outside this context keeps
+    no checks (pass it a fresh `jax.jit`).
+    """
+    token = _CHECKED.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _CHECKED.reset(token)
+
+
+def in_checked_mode() -> bool:
+    return _CHECKED.get()
+
+
+def check_values(ok, message: str) -> None:
+    """Checks a condition on values: `ok` is a boolean array (all must hold).
+
+    Concrete: a ValueError with `message` when any entry is False. Traced:
+    a checkify check under `checked_mode()`, nothing otherwise (the
+    shapes and dtypes were checked at trace time).
+    """
+    if is_concrete(ok):
+        if not bool(np.all(np.asarray(ok))):
+            raise ValueError(message)
+    elif in_checked_mode():
+        from jax.experimental import checkify  # noqa: PLC0415 (only in checked mode)
+
+        checkify.check(jnp.all(ok), message.replace("{", "{{").replace("}", "}}"))
 
 
 def check_num_levels(num_levels, name: str = "num_levels") -> int:

@@ -36,3 +36,12 @@ jax.config.update("jax_default_matmul_precision", os.environ["JAX_DEFAULT_MATMUL
 from dgmjax.training import use_deterministic_ops  # noqa: E402
 
 use_deterministic_ops()
+
+# Property tests (hypothesis): one profile for the suite. Derandomized so CI draws the same cases on
+# every run, with no example database written; 1000 cases per family (the reliability issue's
+# minimum), no deadline (the first case of each test compiles).
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("dgmjax", max_examples=1000, deadline=None, derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile("dgmjax")
