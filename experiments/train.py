@@ -2,11 +2,13 @@
 
 Writes to the workdir: `config.json`, `checkpoints/` (orbax), `metrics.jsonl`,
 `tensorboard/`, `samples_*.png` and `final_metrics.json`. Rerunning with the
-same workdir resumes from the latest checkpoint.
+same workdir resumes from the newest intact checkpoint; one run at a time
+holds a workdir (a second gets `WorkdirInUseError`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -16,7 +18,9 @@ from tasks import build_task
 
 from dgmjax.training import (
     TrainState,
+    WorkdirLock,
     batch_sharded,
+    check_workdir,
     make_evaluator,
     make_mesh,
     make_optimizer,
@@ -63,10 +67,16 @@ def check_train_config(train, num_devices: int) -> None:
 def train_and_evaluate(config, workdir: str | Path, *, verbose: bool = True) -> TrainState:
     """Builds the config's task, trains it, evaluates it; returns the final state."""
     maybe_initialize_distributed(bool(config.distributed))
-    workdir = Path(workdir).absolute()
     t = config.train
     mesh = make_mesh(int(t.num_devices) or None)
     check_train_config(t, int(mesh.devices.size))
+    workdir = check_workdir(workdir)  # room for checkpoints: checked by `train` once the model is built
+    with WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
+        return _train_and_evaluate(config, workdir, mesh, verbose=verbose)
+
+
+def _train_and_evaluate(config, workdir: Path, mesh, *, verbose: bool) -> TrainState:
+    t = config.train
     task = build_task(config)
     init_key, step_key, data_key, eval_key, sample_key = run_keys(config)
     batches = task.make_batches(int(t.batch_size), data_key, batch_sharded(mesh))
@@ -94,7 +104,7 @@ def train_and_evaluate(config, workdir: str | Path, *, verbose: bool = True) -> 
                   log_every=int(t.log_every), checkpoint_every=int(t.checkpoint_every),
                   max_checkpoints=int(t.max_checkpoints), evaluate=evaluate, eval_every=int(t.eval_every),
                   hooks=hooks, learning_rate=lr, mesh=mesh, max_steps_per_run=int(t.max_steps_per_run),
-                  verbose=verbose)
+                  checked=bool(t.get("checked", False)), verbose=verbose)
     if int(jax.device_get(state.step)) == num_steps:
         final = json.loads((workdir / "final_metrics.json").read_text())
         say(f"{task.name} after {num_steps} steps: {task.headline(final)}")

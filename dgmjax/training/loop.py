@@ -18,6 +18,7 @@ import json
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from dgmjax.training.metrics import MetricWriter
 from dgmjax.training.sharding import batch_sharded, make_mesh, replicated
 from dgmjax.training.state import TrainState
 from dgmjax.training.steps import make_eval_step, make_train_step
+from dgmjax.training.workdir import WorkdirLock, check_workdir
 
 __all__ = ["Terminated", "make_evaluator", "train"]
 
@@ -104,7 +106,7 @@ def train(loss_fn: Callable, state: TrainState, batches: Callable[[int], Any], *
           checkpoint_every: int = 0, max_checkpoints: int = 2,
           evaluate: Callable[[TrainState], Mapping[str, float]] | None = None, eval_every: int = 0,
           hooks: Sequence[Hook] = (), learning_rate: Callable | None = None, mesh=None,
-          max_steps_per_run: int = 0, verbose: bool = True) -> TrainState:
+          max_steps_per_run: int = 0, checked: bool = False, verbose: bool = True) -> TrainState:
     """Trains `state` for `num_steps` steps of `loss_fn` on `batches`; returns the final state.
 
     Args:
@@ -115,11 +117,15 @@ def train(loss_fn: Callable, state: TrainState, batches: Callable[[int], Any], *
       key: the base key; step t uses `fold_in(key, t)`.
       workdir: where checkpoints (`checkpoints/`), `metrics.jsonl`,
         TensorBoard events (with tensorboardX installed) and `final_metrics.json` go; a rerun with the same
-        workdir resumes from its latest checkpoint. None keeps nothing.
+        workdir resumes from its newest intact checkpoint. None keeps nothing.
+        Before any compute it is checked (a directory, writable, with room
+        for two checkpoints: a ValueError otherwise) and locked for this
+        process (`WorkdirInUseError` when another run holds it).
       log_every: steps per logged window of training metrics (their means).
       checkpoint_every: steps between checkpoints (0: only at the end, and at
         an interruption); needs a workdir.
-      max_checkpoints: checkpoints kept.
+      max_checkpoints: checkpoints kept (the newest, and older ones to fall
+        back on when the newest is damaged).
       evaluate: `state -> metrics` (see `make_evaluator`), run every
         `eval_every` steps (0: only at the end) and at `num_steps`, logged as
         the "test" split; the last result goes to `final_metrics.json`.
@@ -130,12 +136,20 @@ def train(loss_fn: Callable, state: TrainState, batches: Callable[[int], Any], *
         state is replicated and batches are sharded over it.
       max_steps_per_run: if > 0, stops after that many steps, checkpointed, for
         time-limited jobs; a rerun continues.
+      checked: trace the step in `checked_mode` and run it under
+        `jax.experimental.checkify`, so the value checks the library skips
+        under jit (integer levels in range, data in its documented range, ...)
+        raise a ValueError at the step that breaks them. Each step then waits
+        for its check, which costs speed; use it to find a bad input.
       verbose: a progress bar and a line per evaluation (process 0 only).
 
     A step whose loss or gradient is not finite is skipped (see
     `TrainState.create`); a logging window in which every step was skipped
     raises `FloatingPointError`, the last checkpoint intact. KeyboardInterrupt
-    and SIGTERM save a checkpoint before they propagate.
+    and SIGTERM save a checkpoint before they propagate. A checkpoint that
+    cannot be saved raises `CheckpointError` at once; a damaged one is
+    reported, moved aside and the run resumes from the newest intact one
+    (see `Checkpointer`).
     """
     num_steps = v.check_positive_int(num_steps, "num_steps")
     log_every = v.check_positive_int(log_every, "log_every")
@@ -148,16 +162,40 @@ def train(loss_fn: Callable, state: TrainState, batches: Callable[[int], Any], *
 
     mesh = make_mesh() if mesh is None else mesh
     rep, data_sharding = replicated(mesh), batch_sharded(mesh)
+    lock = None
+    if workdir is not None:
+        checkpoint_bytes = sum(int(np.prod(np.shape(x))) * np.dtype(x.dtype).itemsize
+                               for x in jax.tree_util.tree_leaves((state.params, state.opt_state,
+                                                                   state.ema_params)))
+        workdir = check_workdir(workdir, checkpoint_bytes=checkpoint_bytes)
+        if is_main:
+            lock = WorkdirLock(workdir).acquire()
+    try:
+        return _train(loss_fn, state, batches, num_steps=num_steps, key=key, workdir=workdir,
+                      log_every=log_every, checkpoint_every=checkpoint_every, max_checkpoints=max_checkpoints,
+                      evaluate=evaluate, eval_every=eval_every, hooks=hooks, learning_rate=learning_rate,
+                      mesh=mesh, rep=rep, data_sharding=data_sharding, max_steps_per_run=max_steps_per_run,
+                      checked=checked, is_main=is_main, say=say, verbose=verbose)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(loss_fn, state, batches, *, num_steps, key, workdir, log_every, checkpoint_every, max_checkpoints,
+           evaluate, eval_every, hooks, learning_rate, mesh, rep, data_sharding, max_steps_per_run, checked,
+           is_main, say, verbose):
     state = jax.device_put(state, rep)
     checkpointer = writer = None
     if workdir is not None:
-        workdir = Path(workdir).absolute()
         checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=max_checkpoints)
-        resumed_from = checkpointer.latest_step()
-        state = checkpointer.restore(state)
-        if resumed_from is not None:
-            say(f"Resumed from the checkpoint at step {resumed_from} in {checkpointer.directory}.")
+        with warnings.catch_warnings():  # said below, in the run's own words
+            warnings.simplefilter("ignore")
+            state = checkpointer.restore(state)
+        for step, where, why in checkpointer.rejected:
+            say(f"The checkpoint of step {step} cannot be used ({why}); moved it to {where}.")
     start = int(jax.device_get(state.step))
+    if start and checkpointer is not None:
+        say(f"Resumed from the checkpoint at step {start} in {checkpointer.directory}.")
     stop = min(num_steps, start + max_steps_per_run) if max_steps_per_run else num_steps
     if workdir is not None:
         writer = MetricWriter(workdir, resume_step=start)
@@ -165,8 +203,12 @@ def train(loss_fn: Callable, state: TrainState, batches: Callable[[int], Any], *
     # Accelerators donate the old state (its buffers hold the new one: half the state's memory).
     # On CPU donation is left off: it slowed the scanned flows' step (experiments/RESULTS.md).
     donate = (0,) if jax.default_backend() != "cpu" else ()
-    train_step = jax.jit(make_train_step(loss_fn, key), in_shardings=(rep, data_sharding),
-                         out_shardings=(rep, rep), donate_argnums=donate)
+    step_fn = make_train_step(loss_fn, key)
+    if checked:
+        train_step = _checked_step(step_fn, donate)
+    else:
+        train_step = jax.jit(step_fn, in_shardings=(rep, data_sharding), out_shardings=(rep, rep),
+                             donate_argnums=donate)
 
     def save():
         if checkpointer is not None:
@@ -182,7 +224,31 @@ def train(loss_fn: Callable, state: TrainState, batches: Callable[[int], Any], *
         say(f"\nstep {step}: " + ", ".join(f"{k} {val:.4f}" for k, val in metrics.items()))
         return metrics
 
+    # An interruption right after an evaluation step's checkpoint (before its evaluation was logged)
+    # would otherwise lose that evaluation: run it now.
+    if (evaluate is not None and eval_every and 0 < start < num_steps and start % eval_every == 0
+            and writer is not None and not writer.has(start, "test")):
+        run_eval(start)
+
     pending, t_last, step_last, batch_size = [], time.time(), start, None
+
+    def log_window(done):
+        # `pending` is emptied only once its record is written: an interruption before that leaves
+        # the window to the interrupt handler, which writes it with the checkpoint.
+        nonlocal pending, t_last, step_last
+        host, now = jax.device_get(pending), time.time()
+        rate = (done - step_last) * batch_size / max(now - t_last, 1e-9)
+        means = _window_means(host, done, checkpointer)
+        if means["skipped_steps"]:
+            say(f"\nstep {done}: skipped {means['skipped_steps']} of the last {len(host)} steps "
+                "(non-finite loss or gradient).")
+        means["examples_per_sec"] = rate
+        if learning_rate is not None:
+            means["learning_rate"] = float(learning_rate(done))
+        log(done, "train", means)
+        pending, t_last, step_last = [], now, done
+        return means
+
     bar = tqdm(total=num_steps, initial=start, disable=not (verbose and is_main), dynamic_ncols=True,
                desc="train")
     try:
@@ -196,18 +262,8 @@ def train(loss_fn: Callable, state: TrainState, batches: Callable[[int], Any], *
                 done = step + 1
                 bar.update(1)
                 if done % log_every == 0 or done == stop:
-                    host, now = jax.device_get(pending), time.time()
-                    rate = (done - step_last) * batch_size / max(now - t_last, 1e-9)
-                    pending, t_last, step_last = [], now, done
-                    means = _window_means(host, done, checkpointer)
-                    if means["skipped_steps"]:
-                        say(f"\nstep {done}: skipped {means['skipped_steps']} of the last {len(host)} steps "
-                            "(non-finite loss or gradient).")
-                    means["examples_per_sec"] = rate
-                    if learning_rate is not None:
-                        means["learning_rate"] = float(learning_rate(done))
-                    log(done, "train", means)
-                    bar.set_postfix(loss=f"{means['loss']:.4f}", ex_per_s=f"{rate:.0f}")
+                    means = log_window(done)
+                    bar.set_postfix(loss=f"{means['loss']:.4f}", ex_per_s=f"{means['examples_per_sec']:.0f}")
                 if checkpoint_every and done % checkpoint_every == 0:
                     save()
                 if evaluate is not None and eval_every and done % eval_every == 0 and done != num_steps:
@@ -217,6 +273,12 @@ def train(loss_fn: Callable, state: TrainState, batches: Callable[[int], Any], *
                         fn(done, state)
     except KeyboardInterrupt:
         bar.close()
+        # The checkpoint below is at the state's step. Were that a logging step whose window was not
+        # written yet, no rerun would write it (a rerun resumes after it): write it now.
+        at = int(jax.device_get(state.step))
+        if pending and at % log_every == 0 and writer is not None and not writer.has(at, "train"):
+            with contextlib.suppress(FloatingPointError):
+                log_window(at)
         save()
         _close(checkpointer, writer)
         if checkpointer is not None:
@@ -239,6 +301,26 @@ def train(loss_fn: Callable, state: TrainState, batches: Callable[[int], Any], *
         fn(num_steps, state)
     _close(checkpointer, writer)
     return state
+
+
+def _checked_step(step_fn, donate):
+    """The train step traced in checked mode under checkify; raises the first failed check as a
+    ValueError (after the step, whose result is discarded)."""
+    from jax.experimental import checkify  # noqa: PLC0415
+
+    from dgmjax._checks import checked_mode  # noqa: PLC0415
+
+    checked = jax.jit(checkify.checkify(step_fn, errors=checkify.user_checks), donate_argnums=donate)
+
+    def step(state, batch):
+        with checked_mode():
+            err, out = checked(state, batch)
+        message = err.get()
+        if message is not None:
+            raise ValueError(f"checked mode: {message.split(' (`check` failed)')[0]}")
+        return out
+
+    return step
 
 
 def _close(checkpointer, writer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import jax
@@ -14,6 +15,22 @@ from dgmjax._optional import available, require
 
 def _scalar(x) -> float:
     return float(np.asarray(x))
+
+
+def _parse(line: str) -> dict | None:
+    """A record, or None for a line cut short (a process killed while writing it)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _rewrite(path: Path, lines: list[str]) -> None:
+    """Replaces the file's lines atomically (a kill leaves the old file or the new one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    os.replace(tmp, path)
 
 
 def _key(record: dict) -> tuple:
@@ -43,20 +60,25 @@ class MetricWriter:
         self.active = jax.process_index() == 0
         self.path = Path(workdir) / "metrics.jsonl"
         self._tb = None
+        self._keys = set()  # (step, split) of every record in the file (every process reads them)
+        if self.path.exists():
+            records = [(line, _parse(line)) for line in self.path.read_text().splitlines()]
+            kept = [line for line, r in records if r is not None and r.get("step", 0) <= resume_step]
+            self._keys = {_key(json.loads(line)) for line in kept}
+            if self.active:
+                _rewrite(self.path, kept)
         if not self.active:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._keys = set()  # (step, split) of every record in the file
-        if self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
-            self._keys = {_key(json.loads(line)) for line in kept}
         if tensorboard is None:
             tensorboard = available("tensorboardX")
         if tensorboard:
             summary = require("tensorboardX", "tensorboard", "TensorBoard logging").SummaryWriter
             self._tb = summary(str(Path(workdir) / "tensorboard"))
+
+    def has(self, step: int, split: str) -> bool:
+        """Whether the file holds a record for (`step`, `split`)."""
+        return (int(step), split) in self._keys
 
     def write(self, step: int, split: str, metrics: dict) -> dict:
         values = {k: _scalar(val) for k, val in metrics.items()}
@@ -66,8 +88,8 @@ class MetricWriter:
         record.update({k: (val if math.isfinite(val) else str(val)) for k, val in values.items()})
         if _key(record) in self._keys:  # written before (a finished run rerun): the new record replaces it
             lines = [line for line in self.path.read_text().splitlines()
-                     if line.strip() and _key(json.loads(line)) != _key(record)]
-            self.path.write_text("".join(line + "\n" for line in lines))
+                     if line.strip() and _parse(line) is not None and _key(_parse(line)) != _key(record)]
+            _rewrite(self.path, lines)
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
         self._keys.add(_key(record))
@@ -87,5 +109,5 @@ def read_metrics(workdir: str | Path, split: str | None = None) -> list[dict]:
     path = Path(workdir) / "metrics.jsonl"
     if not path.exists():
         return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = [r for r in map(_parse, path.read_text().splitlines()) if r is not None]
     return [r for r in records if split is None or r["split"] == split]

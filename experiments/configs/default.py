@@ -75,6 +75,9 @@ def get_config():
     config.train.ema_decay = 0.999
     config.train.num_devices = 0  # 0 = all visible devices
     config.train.max_steps_per_run = 0  # >0: stop (checkpointed) after this many steps; rerun resumes
+    # True: the library's value checks run inside the jitted step too (checkify), at some cost in speed;
+    # a bad batch then stops the run with a ValueError naming what is wrong.
+    config.train.checked = False
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adamw"
