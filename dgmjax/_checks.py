@@ -73,6 +73,11 @@ def check_values(ok, message: str) -> None:
         checkify.check(jnp.all(ok), message.replace("{", "{{").replace("}", "}}"))
 
 
+def _dtype_of(x) -> np.dtype:
+    """The dtype of an array, or of a Python number / list read as an array."""
+    return np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype
+
+
 def check_num_levels(num_levels, name: str = "num_levels") -> int:
     if isinstance(num_levels, bool) or not isinstance(num_levels, (int, np.integer)):
         raise ValueError(f"`{name}` must be a Python int >= 2; got {num_levels!r}.")
@@ -98,10 +103,11 @@ def check_positive_float(value, name: str) -> float:
 def check_integer_levels(x, num_levels: int, name: str = "x"):
     """Checks that `x` holds integer levels in [0, num_levels).
 
-    The dtype is always checked; the range is checked when `x` is concrete.
+    The dtype is always checked; the range is checked when `x` is concrete (and under
+    `checked_mode()` when traced). Python numbers and lists are read as arrays.
     """
     num_levels = check_num_levels(num_levels)
-    dtype = np.dtype(x.dtype)
+    dtype = _dtype_of(x)
     if dtype == np.bool_ or not np.issubdtype(dtype, np.integer):
         raise ValueError(
             f"`{name}` must hold integer levels in [0, {num_levels}) with an integer dtype "
@@ -115,6 +121,9 @@ def check_integer_levels(x, num_levels: int, name: str = "x"):
             raise ValueError(
                 f"`{name}` must hold levels in [0, {num_levels}); got values in [{lo}, {hi}]."
             )
+    elif not is_concrete(x):
+        check_values((x >= 0) & (x < num_levels),
+                     f"`{name}` must hold levels in [0, {num_levels}); got values outside.")
     return x
 
 
@@ -122,17 +131,18 @@ def check_event_shape(x, event_shape: Sequence[int], name: str = "x"):
     """Checks that the trailing axes of `x` equal `event_shape`."""
     event_shape = tuple(event_shape)
     k = len(event_shape)
-    if x.ndim < k or tuple(x.shape[x.ndim - k :]) != event_shape:
+    shape = tuple(np.shape(x))
+    if len(shape) < k or shape[len(shape) - k :] != event_shape:
         raise ValueError(
             f"`{name}` must have trailing shape {event_shape} (batch axes first); "
-            f"got shape {tuple(x.shape)}."
+            f"got shape {shape}."
         )
     return x
 
 
 def check_float(x, name: str):
-    if not np.issubdtype(np.dtype(x.dtype), np.floating):
-        raise ValueError(f"`{name}` must be floating point; got dtype {x.dtype}.")
+    if not np.issubdtype(_dtype_of(x), np.floating):
+        raise ValueError(f"`{name}` must be floating point; got dtype {_dtype_of(x)}.")
     return x
 
 
@@ -148,3 +158,95 @@ def check_context(context, context_size: int, owner: str):
     if context.ndim < 1 or context.shape[-1] != context_size:
         raise ValueError(f"`context` must have last axis {context_size}; got shape {context.shape}.")
     return context
+
+
+# --- Hyperparameters and unit-interval data (flows, their networks and models) ---------------
+
+
+def check_nonnegative_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"`{name}` must be an int >= 0; got {value!r}.")
+    return int(value)
+
+
+def check_sizes(value, name: str, *, allow_empty: bool = False) -> tuple[int, ...]:
+    """A sequence of positive ints (layer widths, a shape) as a tuple."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | np.ndarray):
+        raise ValueError(f"`{name}` must be a sequence of positive ints; got {value!r}.")
+    sizes = tuple(value)
+    if (not sizes and not allow_empty) or any(
+            isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in sizes):
+        raise ValueError(f"`{name}` must be a {'' if allow_empty else 'non-empty '}sequence of positive "
+                         f"ints; got {value!r}.")
+    return tuple(int(n) for n in sizes)
+
+
+def check_image_shape(value, name: str = "image_shape") -> tuple[int, int, int]:
+    shape = check_sizes(value, name)
+    if len(shape) != 3:
+        raise ValueError(f"`{name}` must be (H, W, C) of positive ints; got {value!r}.")
+    return shape
+
+
+def check_choice(value, choices: Sequence, name: str):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"`{name}` must be one of {tuple(choices)}; got {value!r}.")
+    return value
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be a bool; got {value!r}.")
+    return bool(value)
+
+
+def as_array(x, name: str):
+    """`x` as an array: arrays pass through, Python numbers and (nested) lists are converted."""
+    if hasattr(x, "dtype") and hasattr(x, "shape"):
+        return x
+    try:
+        return jnp.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"`{name}` must be an array (or a nested list of numbers); got "
+                         f"{type(x).__name__}.") from err
+
+
+def check_unit_interval(x, name: str = "x", *, what: str = "data"):
+    """`x` holds continuous values in [0, 1]: a float dtype (integer levels must be dequantized and
+    scaled first), and, when concrete (or under `checked_mode()`), values inside [0, 1]."""
+    dtype = np.dtype(x.dtype)
+    if not np.issubdtype(dtype, np.floating):
+        raise ValueError(
+            f"`{name}` must be {what} in [0, 1] with a floating-point dtype; got dtype {dtype}. Integer "
+            f"levels "
+            f"must be dequantized and scaled to [0, 1) first (e.g. dgmjax.objectives.dequantization_bound "
+            f"or (x + u) / num_levels).")
+    if is_concrete(x) and np.size(x) > 0:
+        arr = np.asarray(x)
+        if not (np.all(arr >= 0) and np.all(arr <= 1)):
+            finite = arr[np.isfinite(arr)]
+            got = (f"values in [{finite.min():.4g}, {finite.max():.4g}]" if finite.size == arr.size
+                   else "NaN or inf values")
+            raise ValueError(f"`{name}` must hold {what} in [0, 1]; got {got}. Did you forget to scale "
+                             f"levels to [0, 1] (divide by num_levels)?")
+    else:
+        check_values((x >= 0) & (x <= 1), f"`{name}` must hold {what} in [0, 1]; got values outside. "
+                                          f"Did you forget to scale levels to [0, 1]?")
+    return x
+
+
+# --- Numbers, counts and distribution parameters (distributions, VAE, objectives) ---------------
+
+
+def check_finite_float(value, name: str) -> float:
+    """A finite Python or numpy number (an int is accepted), as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number; got {value!r}.")
+    return float(value)
+
+
+def check_finite(x, name: str):
+    """Concrete NaN or infinite entries of `x` raise (under `checked_mode()`, traced ones too)."""
+    check_values(jnp.isfinite(x), f"`{name}` must be finite; got NaN or infinite values.")
+    return x

@@ -39,6 +39,7 @@ def _event_ndims(x, event_ndims):
 def uniform_noise(key: jax.Array, x: jax.Array, *, event_ndims: int | None = None):
     """u ~ U[0, 1) of the shape of `x`, and log q(u | x) = 0 per example: uniform dequantization
     as a dequantizer `(key, x) -> (u, log_q)`. u stays below 1 in float32."""
+    x = v.as_array(x, "x")
     event_ndims = _event_ndims(x, event_ndims)
     u = jnp.minimum(jax.random.uniform(key, x.shape, jnp.float32), _BELOW_ONE)
     return u, jnp.zeros(x.shape[: x.ndim - event_ndims], jnp.float32)
@@ -78,4 +79,9 @@ def to_levels(x_cont: jax.Array, num_levels: int) -> jax.Array:
     The inverse of dequantization up to the noise: turns a flow's samples into images.
     """
     num_levels = v.check_num_levels(num_levels)
-    return jnp.clip(jnp.floor(jnp.asarray(x_cont) * num_levels), 0, num_levels - 1).astype(jnp.int32)
+    x_cont = v.as_array(x_cont, "x_cont")
+    if x_cont.dtype == jnp.bool_:
+        raise ValueError("`x_cont` must hold numbers in [0, 1); got dtype bool.")
+    v.check_values(~jnp.isnan(x_cont), "`x_cont` must not hold NaN (it has no level); got NaN values.")
+    levels = jnp.floor(x_cont.astype(jnp.float32) * num_levels)
+    return jnp.clip(jnp.where(jnp.isnan(levels), 0.0, levels), 0, num_levels - 1).astype(jnp.int32)

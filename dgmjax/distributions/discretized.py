@@ -14,10 +14,20 @@ The bin mass is computed in log space with the identity
 so log P_k(x) = log_sigmoid(b) + log_sigmoid(-a) + log1mexp(b - a): three
 terms that are each finite and accurate for every level and every parameter
 value, down to bins whose mass underflows float32 (no sigma difference is
-formed, so there is no cancellation, no log(0), and no fallback branch whose
-gradient could be NaN). At an infinite edge the terms that involve it are
-dropped. Only the observed level is evaluated: nothing of shape
-(..., K, num_levels) is ever built.
+formed, so there is no cancellation and no log(0)). At an infinite edge the
+terms that involve it are dropped (and the dropped branch is given a safe
+input, so that no NaN gradient leaks through `jnp.where`). Only the observed
+level is evaluated: nothing of shape (..., K, num_levels) is ever built.
+
+Round-off: the centred value d = c - mu is formed once, and a = (d - w)/s,
+b = (d + w)/s from it, with the bin width b - a = 2w/s passed in exactly
+rather than taken as a difference of rounded numbers. The float32 error of
+log P is then a few units of round-off of |d|/s and of log P itself, for
+means at any distance from the data. Log-scales are clamped to
+[min_log_scale, MAX_LOG_SCALE] (past e^20 every interior bin's mass is below
+float32's resolution of the edges' and the width 2w/s approaches underflow),
+and a, b to +-1e30 (means so far out that log P itself would overflow): any
+finite mean and log-scale give a finite log-probability and finite gradients.
 
 `IntegerLogisticMixture` is the same construction on all of Z (unit bins, no
 edges), the prior of integer discrete flows.
@@ -43,44 +53,59 @@ __all__ = [
 
 MIN_LOG_SCALE = -7.0
 """Default lower clamp of the mixtures' log-scales (`min_log_scale`; PixelCNN++'s -7)."""
-# Upper clamp of log-scales where no edge bins exist (integer logistics) and in the
-# samplers: past e^20 a unit bin's mass 1/s underflows float32 and log(0) would give a
-# NaN gradient.
 MAX_LOG_SCALE = 20.0
-"""Upper clamp of log-scales where no edge bins exist (integer logistics) and in the samplers."""
+"""Upper clamp of every mixture's log-scales (log_prob and samplers): past e^20 a bin's mass
+relative to the whole is below float32's resolution, and the width 2w/s nears underflow."""
+LOWEST_MIN_LOG_SCALE = -80.0
+"""The lowest `min_log_scale` accepted: 1/s = e^80 stays far from float32 overflow."""
+_MAX_ARG = 1e30  # |a|, |b| are clipped here: past it log P would not fit in float32
 
 
 def log1mexp(d):
-    """log(1 - exp(-d)) for d > 0, accurate for small and large d (Maechler 2012)."""
+    """log(1 - exp(-d)) for d > 0, accurate for small and large d (Maechler 2012).
+
+    Each branch of the `jnp.where` sees a safe input, so the gradient is finite for every d > 0.
+    """
     d = jnp.asarray(d)
+    if not jnp.issubdtype(d.dtype, jnp.floating):
+        d = d.astype(jnp.float32)
     small = d < np.log(2.0)
     safe_small = jnp.where(small, d, 1.0)
     safe_large = jnp.where(small, 1.0, d)
     return jnp.where(small, jnp.log(-jnp.expm1(-safe_small)), jnp.log1p(-jnp.exp(-safe_large)))
 
 
-def _log_bin_mass(a, b, width, has_lower, has_upper):
-    """log(sigma(b) - sigma(a)) with a = -inf where not has_lower, b = +inf where not has_upper.
+def _clamp(x, lo, hi):
+    """x clamped to [lo, hi], with gradient 1 inside the closed interval and 0 outside
+    (`jnp.clip` halves the gradient at a tie)."""
+    return jnp.where(x < lo, lo, jnp.where(x > hi, hi, x))
 
-    `width` is b - a, passed in exactly (the bin width over the scale): formed as the
-    difference of the rounded a and b it would lose digits to cancellation (a bin of
-    1/255 over a scale of 0.6 gives b - a = 0.013 from a, b ~ 1, and a relative error
-    of ~2e-5 in every bin's mass, which summed over 256 levels drifts from 1 by 1e-5).
+
+def _log_bin_mass(d, half_width, log_scales, has_lower, has_upper):
+    """log(sigma(b) - sigma(a)) with a = (d - half_width)/s, b = (d + half_width)/s, s = exp(log_scales).
+
+    `d` is the bin's centre minus the mean, formed once; a = -inf where not has_lower, b = +inf
+    where not has_upper. The width b - a = 2 half_width / s enters exactly: formed as the
+    difference of the rounded a and b it would lose digits to cancellation.
     """
+    inv_scale = jnp.exp(-log_scales)
+    a = jnp.clip((d - half_width) * inv_scale, -_MAX_ARG, _MAX_ARG)
+    b = jnp.clip((d + half_width) * inv_scale, -_MAX_ARG, _MAX_ARG)
+    width = (2.0 * half_width) * inv_scale
+    both = has_lower & has_upper
     upper = jnp.where(has_upper, jax.nn.log_sigmoid(b), 0.0)
     lower = jnp.where(has_lower, jax.nn.log_sigmoid(-a), 0.0)
-    width = jnp.where(has_lower & has_upper, log1mexp(width), 0.0)
-    return upper + lower + width
+    middle = jnp.where(both, log1mexp(jnp.where(both, width, 1.0)), 0.0)
+    return upper + lower + middle
 
 
 def _discretized_logistic(x, means, log_scales, num_levels, min_log_scale):
     """log P(x) of single discretized logistics on the [-1, 1] scale, elementwise."""
-    inv_scale = jnp.exp(-jnp.maximum(log_scales, min_log_scale))
+    log_scales = _clamp(log_scales, min_log_scale, MAX_LOG_SCALE)
     half_width = 1.0 / (num_levels - 1)
-    centre = 2.0 * x.astype(means.dtype) / (num_levels - 1) - 1.0
-    a = (centre - half_width - means) * inv_scale
-    b = (centre + half_width - means) * inv_scale
-    return _log_bin_mass(a, b, 2.0 * half_width * inv_scale, x > 0, x < num_levels - 1)
+    # the centre 2x/(L-1) - 1 as one rounding of an exact integer ratio, then d = centre - mean
+    centre = (2 * x.astype(jnp.int32) - (num_levels - 1)).astype(means.dtype) / (num_levels - 1)
+    return _log_bin_mass(centre - means, half_width, log_scales, x > 0, x < num_levels - 1)
 
 
 def _logistic_noise(key, shape, dtype):
@@ -89,16 +114,39 @@ def _logistic_noise(key, shape, dtype):
 
 
 def _level_of(values, num_levels):
-    """The level whose bin contains a value of the [-1, 1] scale (edge bins take the tails)."""
-    level = jnp.round((values + 1.0) * (num_levels - 1) / 2.0)
+    """The level whose bin contains a value of the [-1, 1] scale (edge bins take the tails),
+    clipped into [0, L) as a float before the cast (a NaN, possible only from NaN parameters
+    under jit, becomes level 0 rather than an undefined integer)."""
+    level = jnp.round((values + 1.0) * ((num_levels - 1) / 2.0))
+    level = jnp.where(jnp.isnan(level), 0.0, level)
     return jnp.clip(level, 0, num_levels - 1).astype(jnp.int32)
 
 
 def _as_float(p, name):
-    p = jnp.asarray(p)
+    """A parameter as a float array (Python numbers, lists and integer arrays are accepted)."""
+    p = p if isinstance(p, jax.Array) else jnp.asarray(p)
+    if p.dtype == jnp.bool_:
+        raise ValueError(f"`{name}` must hold numbers; got dtype bool.")
     if not jnp.issubdtype(p.dtype, jnp.floating):
         p = p.astype(jnp.float32)
     return p
+
+
+def _check_finite_params(params):
+    """Concrete NaN or infinite parameters raise (under `checked_mode`, traced ones too); a
+    logit weight of -inf (a component switched off) is allowed."""
+    for name, p in params.items():
+        ok = ~jnp.isnan(p) & (p < jnp.inf) if name == "logit_weights" else jnp.isfinite(p)
+        what = "not NaN or +inf (-inf switches a component off)" if name == "logit_weights" else "finite"
+        v.check_values(ok, f"`{name}` must be {what}; got NaN or infinite values.")
+
+
+def _check_min_log_scale(min_log_scale):
+    value = v.check_finite_float(min_log_scale, "min_log_scale")
+    if not LOWEST_MIN_LOG_SCALE <= value < MAX_LOG_SCALE:
+        raise ValueError(f"`min_log_scale` must be in [{LOWEST_MIN_LOG_SCALE}, {MAX_LOG_SCALE}); got "
+                         f"{min_log_scale!r}.")
+    return value
 
 
 def _mixture_params(logit_weights, means, log_scales):
@@ -108,17 +156,25 @@ def _mixture_params(logit_weights, means, log_scales):
     if len(set(shapes.values())) != 1 or not shapes["means"]:
         raise ValueError(f"`logit_weights`, `means` and `log_scales` must share one shape (..., K) "
                          f"with K the last axis; got {shapes}.")
+    _check_finite_params(params)
     return params
 
 
-def _check_value(value, batch_shape, event_shape, name="value"):
-    """Integer values whose trailing axes are `batch_shape + event_shape`, up to parameter axes of size 1.
+def _check_value(value, batch_shape, event_shape, num_components=None, name="value"):
+    """A value whose trailing axes are `batch_shape + event_shape`, up to parameter axes of size 1.
 
-    Leading axes beyond those are sample axes. A value axis of size 1 against a
-    larger batch axis is rejected: it would silently broadcast one value against
-    many parameter sets (an (B, 1) array against a batch of B gives B x B terms).
+    Leading axes beyond those are sample axes. Rejected, because they would broadcast silently
+    into a result of the wrong meaning:
+
+    - a value axis of size 1 against a larger batch axis (an (B, 1) array against a batch of B
+      gives B x B terms);
+    - with K > 1 components, a value whose trailing axes equal the parameters' whole shape
+      batch_shape + (K,): that is what parameters missing their K axis look like (parameters of
+      shape (B,) read as one mixture over the batch). A sample axis that happens to equal K
+      meets the same rule; give the parameters an axis of size 1 (shape (1, K)) and the value
+      a trailing axis of size 1 to evaluate a single mixture at K points.
     """
-    value = value if hasattr(value, "dtype") else jnp.asarray(value)
+    value = value if isinstance(value, jax.Array) else jnp.asarray(value)
     full = tuple(batch_shape) + tuple(event_shape)
     tail = value.shape[max(value.ndim - len(full), 0):]
     aligned = full[len(full) - len(tail):]
@@ -127,6 +183,13 @@ def _check_value(value, batch_shape, event_shape, name="value"):
         raise ValueError(f"`{name}` of shape {value.shape} does not line up with the distribution's "
                          f"batch shape {tuple(batch_shape)} and event shape {tuple(event_shape)}: its "
                          f"trailing axes must equal them (leading axes are sample axes).")
+    if num_components is not None and num_components > 1 and not event_shape:
+        whole = tuple(batch_shape) + (num_components,)
+        if value.ndim >= len(whole) and value.shape[value.ndim - len(whole):] == whole:
+            raise ValueError(f"`{name}` of shape {value.shape} ends with the parameters' whole shape "
+                             f"{whole} (batch shape + (K,)): the parameters look as if they lack their "
+                             f"K axis, which would read them as one mixture over the batch. Give "
+                             f"parameters of shape batch_shape + (K,) (add [..., None] for K = 1).")
     return value
 
 
@@ -154,18 +217,22 @@ class DiscretizedLogisticMixture(distrax.Distribution):
         where level x sits at 2x/(L-1) - 1.
       log_scales: the components' log-scales, shape (..., K), on the same scale.
       num_levels: L >= 2 (256 for 8-bit pixels, 17 for the digits, 2 binary).
-      min_log_scale: log-scales are clamped from below to this (PixelCNN++'s -7).
+      min_log_scale: log-scales are clamped from below to this (PixelCNN++'s -7),
+        and from above to MAX_LOG_SCALE.
 
-    `log_prob` takes integer levels and is exact and finite for every level
-    and parameter value; `sample` draws exactly (a component, a logistic
-    draw, its bin). K = 1 is a single discretized logistic.
+    Parameters may be arrays, Python numbers or lists; concrete NaN or infinite
+    values raise a ValueError. `log_prob` takes integer levels, of shape
+    batch_shape (after any leading sample axes), and is finite, with finite
+    gradients, for every level and every finite parameter value; `sample`
+    draws exactly (a component, a logistic draw, its bin). K = 1 is a single
+    discretized logistic.
     """
 
     def __init__(self, logit_weights, means, log_scales, num_levels: int,
                  min_log_scale: float = MIN_LOG_SCALE):
         self._params = _mixture_params(logit_weights, means, log_scales)
         self._num_levels = v.check_num_levels(num_levels)
-        self._min_log_scale = float(min_log_scale)
+        self._min_log_scale = _check_min_log_scale(min_log_scale)
         super().__init__()
 
     @property
@@ -197,7 +264,7 @@ class DiscretizedLogisticMixture(distrax.Distribution):
         return self._params["log_scales"]
 
     def log_prob(self, value):
-        value = _check_value(value, self.batch_shape, ())
+        value = _check_value(value, self.batch_shape, (), self.num_components)
         v.check_integer_levels(value, self._num_levels, "value")
         p = self._params
         per_component = _discretized_logistic(value[..., None], p["means"], p["log_scales"],
@@ -227,6 +294,8 @@ class DiscretizedRGBLogisticMixture(distrax.Distribution):
 
     with (a, b, c) = tanh(coeffs). Args: `logit_weights` (..., K); `means`,
     `log_scales`, `coeffs` (..., 3, K). Sampling draws r, then g given r, then b.
+    Log-scales are clamped to [min_log_scale, MAX_LOG_SCALE]; values and
+    gradients are finite for every finite parameter value.
     """
 
     def __init__(self, logit_weights, means, log_scales, coeffs, num_levels: int,
@@ -242,9 +311,10 @@ class DiscretizedRGBLogisticMixture(distrax.Distribution):
             expected = shapes["means"][:-2] + shapes["means"][-1:]
             raise ValueError(f"`logit_weights` must have shape (..., K) = {expected}; got "
                              f"{p['logit_weights'].shape}.")
+        _check_finite_params(p)
         self._params = p
         self._num_levels = v.check_num_levels(num_levels)
-        self._min_log_scale = float(min_log_scale)
+        self._min_log_scale = _check_min_log_scale(min_log_scale)
         super().__init__()
 
     @property
@@ -258,6 +328,10 @@ class DiscretizedRGBLogisticMixture(distrax.Distribution):
     @property
     def num_levels(self) -> int:
         return self._num_levels
+
+    @property
+    def num_components(self) -> int:
+        return self._params["logit_weights"].shape[-1]
 
     def _to_scale(self, level):
         return 2.0 * level.astype(self._params["means"].dtype) / (self._num_levels - 1) - 1.0
@@ -299,19 +373,25 @@ class DiscretizedRGBLogisticMixture(distrax.Distribution):
         return jnp.stack([r, g, b], axis=-1)
 
 
+# float32 bounds inside int32: samples of the integer mixture are clipped here before the cast
+_INT32_LO, _INT32_HI = float(-2 ** 31), float(np.nextafter(np.float32(2 ** 31), np.float32(0)))
+
+
 class IntegerLogisticMixture(distrax.Distribution):
     """A mixture of K logistics discretized to all integers (unit bins, no edges), event shape ().
 
     P(z) = sum_k pi_k [sigma((z + 1/2 - mu_k)/s_k) - sigma((z - 1/2 - mu_k)/s_k)]
     for every integer z, with means and log-scales in integer units (the prior
     of integer discrete flows). Log-scales are clamped to [min_log_scale,
-    MAX_LOG_SCALE]. `log_prob` also takes floats holding integers (values that
-    come through a straight-through rounding).
+    MAX_LOG_SCALE]; values and gradients are finite for every finite mean and
+    log-scale. `log_prob` also takes floats holding integers (values that
+    come through a straight-through rounding). Samples are int32, clipped to
+    its range (a mean beyond +-2^31 saturates rather than wrapping around).
     """
 
     def __init__(self, logit_weights, means, log_scales, min_log_scale: float = MIN_LOG_SCALE):
         self._params = _mixture_params(logit_weights, means, log_scales)
-        self._min_log_scale = float(min_log_scale)
+        self._min_log_scale = _check_min_log_scale(min_log_scale)
         super().__init__()
 
     @property
@@ -322,20 +402,27 @@ class IntegerLogisticMixture(distrax.Distribution):
     def batch_shape(self):
         return self._params["means"].shape[:-1]
 
+    @property
+    def num_components(self) -> int:
+        return self._params["means"].shape[-1]
+
     def log_prob(self, value):
-        value = _check_value(value, self.batch_shape, ())
+        value = _check_value(value, self.batch_shape, (), self.num_components)
+        if value.dtype == jnp.bool_:
+            raise ValueError("`value` must hold integers (an integer dtype, or floats holding integers); "
+                             "got dtype bool.")
+        if jnp.issubdtype(value.dtype, jnp.floating):
+            v.check_values(value == jnp.round(value), f"`value` of dtype {value.dtype} must hold "
+                           f"integers (the mixture's support); got non-integer values.")
         p = self._params
-        log_scales = jnp.clip(p["log_scales"], self._min_log_scale, MAX_LOG_SCALE)
-        inv_scale = jnp.exp(-log_scales)
+        log_scales = _clamp(p["log_scales"], self._min_log_scale, MAX_LOG_SCALE)
         z = value.astype(p["means"].dtype)[..., None]
-        a = (z - 0.5 - p["means"]) * inv_scale
-        b = (z + 0.5 - p["means"]) * inv_scale
-        edges = jnp.ones(jnp.broadcast_shapes(a.shape, b.shape), bool)
-        per_component = _log_bin_mass(a, b, inv_scale, edges, edges)
+        edges = jnp.ones(jnp.broadcast_shapes(z.shape, p["means"].shape), bool)
+        per_component = _log_bin_mass(z - p["means"], 0.5, log_scales, edges, edges)
         log_weights = jax.nn.log_softmax(p["logit_weights"], axis=-1)
         return jax.scipy.special.logsumexp(log_weights + per_component, axis=-1)
 
     def _sample_n(self, key, n):
         values = _sample_logistic_mixture(key, n, self._params, self.batch_shape, self._min_log_scale)
-        return jnp.round(values).astype(jnp.int32)
-
+        values = jnp.where(jnp.isnan(values), 0.0, jnp.round(values))
+        return jnp.clip(values, _INT32_LO, _INT32_HI).astype(jnp.int32)

@@ -40,9 +40,16 @@ __all__ = ["BernoulliHead", "CategoricalHead", "GaussianHead", "LogisticMixtureH
 
 
 def _check_params(params, size, name):
-    params = jnp.asarray(params)
+    """The network outputs as a float array of shape (..., size) (Python lists and integer arrays
+    are accepted; the last axis must be the head's parameters, nothing broadcasts)."""
+    params = v.as_array(params, "params")
+    if params.dtype == jnp.bool_:
+        raise ValueError(f"`params` of {name} must hold numbers; got dtype bool.")
+    if not jnp.issubdtype(params.dtype, jnp.floating):
+        params = jnp.asarray(params, jnp.float32)
     if params.ndim < 1 or params.shape[-1] != size:
-        raise ValueError(f"{name} takes parameters of shape (..., {size}); got {params.shape}.")
+        raise ValueError(f"`params` of {name} must have shape (..., {size}) ({size} numbers per element, "
+                         f"last axis); got {params.shape}.")
     return params
 
 
@@ -156,6 +163,13 @@ class GaussianHead:
     min_log_std: float = -7.0
     max_log_std: float = 7.0
     event_shape = ()
+
+    def __post_init__(self):
+        lo = v.check_finite_float(self.min_log_std, "min_log_std")
+        hi = v.check_finite_float(self.max_log_std, "max_log_std")
+        if not lo < hi:
+            raise ValueError(f"`min_log_std` must be below `max_log_std`; got {self.min_log_std!r} and "
+                             f"{self.max_log_std!r}.")
 
     def num_params(self, num_levels) -> int:
         if num_levels is not None:

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from dgmjax import _checks as v
+from dgmjax.distributions import LogScaleNormal
 from dgmjax.models.base import FlowModule
 from dgmjax.objectives import aggregated_posterior
 
@@ -38,7 +39,7 @@ class StandardNormalPrior(nn.Module):
 
     def __call__(self, encoder=None) -> distrax.Distribution:
         d = v.check_positive_int(self.latent_size, "latent_size")
-        return distrax.MultivariateNormalDiag(jnp.zeros(d), jnp.ones(d))
+        return LogScaleNormal(jnp.zeros(d), jnp.zeros(d))
 
 
 class GaussianMixturePrior(nn.Module):
@@ -55,7 +56,7 @@ class GaussianMixturePrior(nn.Module):
         means = self.param("means", nn.initializers.normal(1.0), (k, d))
         log_stds = self.param("log_stds", nn.initializers.zeros, (k, d))
         return distrax.MixtureSameFamily(distrax.Categorical(logits=logits),
-                                         distrax.MultivariateNormalDiag(means, jnp.exp(log_stds)))
+                                         LogScaleNormal(means, log_stds))
 
 
 class FlowPrior(nn.Module):

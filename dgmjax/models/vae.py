@@ -32,6 +32,7 @@ import jax.numpy as jnp
 
 from dgmjax import _checks as v
 from dgmjax.bijectors import Planar
+from dgmjax.distributions import LogScaleNormal
 from dgmjax.models.autoregressive import IAF
 from dgmjax.nn.conditioners import MLP
 from dgmjax.objectives import elbo
@@ -42,8 +43,10 @@ MIN_LOG_STD, MAX_LOG_STD = -7.0, 5.0
 
 
 def _gaussian(h, d):
+    """The diagonal Gaussian q(z|x) from the first 2d outputs (means, log-stds clipped to
+    [MIN_LOG_STD, MAX_LOG_STD]), kept in log-scale form for its density and KL; and the rest."""
     mean, log_std = h[..., :d], jnp.clip(h[..., d:2 * d], MIN_LOG_STD, MAX_LOG_STD)
-    return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std)), h[..., 2 * d:]
+    return LogScaleNormal(mean, log_std), h[..., 2 * d:]
 
 
 class GaussianEncoder(nn.Module):
@@ -127,7 +130,8 @@ class MLPDecoder(nn.Module):
     @nn.compact
     def __call__(self, z) -> distrax.Distribution:
         if tuple(getattr(self.head, "event_shape", ())) != ():
-            raise ValueError(f"MLPDecoder takes a per-element head; got {self.head}.")
+            raise ValueError(f"`head` of MLPDecoder must be a per-element head (event shape ()); got "
+                             f"{self.head}.")
         shape = tuple(self.data_shape)
         params = MLP(tuple(self.hidden_sizes), (math.prod(shape), self.head.num_params(self.num_levels)),
                      self.activation, zero_init_output=False, name="net")(z)

@@ -17,8 +17,10 @@ ELBO is the flow's exact log-likelihood, the lecture's theorem.
 from __future__ import annotations
 
 import distrax
+import jax.numpy as jnp
 
 from dgmjax import _checks as v
+from dgmjax.distributions.gaussian import diag_gaussian_kl, gaussian_log_scale
 from dgmjax.objectives._util import as_distribution, as_log_prob
 from dgmjax.objectives.importance import importance_weighted_bound
 
@@ -26,7 +28,16 @@ __all__ = ["analytic_kl", "deterministic_flow_elbo", "elbo", "iwae_bound"]
 
 
 def analytic_kl(posterior, prior):
-    """KL(posterior || prior) in closed form when distrax has one for the pair, else None."""
+    """KL(posterior || prior) in closed form when there is one for the pair, else None.
+
+    Two diagonal Gaussians (`dgmjax.distributions.LogScaleNormal` or distrax's
+    `MultivariateNormalDiag`) use `diag_gaussian_kl` from their log-scales, finite for
+    every log standard deviation whose KL fits in float32; other pairs use distrax's.
+    """
+    log_scale_q, log_scale_p = gaussian_log_scale(posterior), gaussian_log_scale(prior)
+    if log_scale_q is not None and log_scale_p is not None \
+            and tuple(posterior.event_shape) == tuple(prior.event_shape):
+        return jnp.sum(diag_gaussian_kl(posterior.loc, log_scale_q, prior.loc, log_scale_p), axis=-1)
     try:
         return posterior.kl_divergence(prior)
     except (NotImplementedError, TypeError, ValueError):
@@ -79,6 +90,9 @@ def elbo(key, x, posterior, likelihood, prior, *, num_samples: int = 1, kl: str 
     Returns {"elbo", "reconstruction", "kl"}, each of shape (B,):
     reconstruction = E_q log p(x|z), elbo = reconstruction - kl.
     """
+    x = v.as_array(x, "x")
+    if x.ndim < 1:
+        raise ValueError(f"`x` must be a batch of data with a leading batch axis; got shape {x.shape}.")
     check_posterior(posterior, x.shape[0])
     num_samples = v.check_positive_int(num_samples, "num_samples")
     if kl not in ("analytic", "monte_carlo"):
@@ -100,8 +114,12 @@ def iwae_bound(key, x, posterior, likelihood, prior, num_samples: int, *, chunk_
     draws go `chunk_size` at a time (k = 5000 fits with a chunk of a few
     hundred). Returns shape (B,).
     """
+    x = v.as_array(x, "x")
+    if x.ndim < 1:
+        raise ValueError(f"`x` must be a batch of data with a leading batch axis; got shape {x.shape}.")
     check_posterior(posterior, x.shape[0])
     prior = check_prior(prior, posterior)
+    v.check_positive_int(num_samples, "num_samples")
 
     def log_weight(k):
         z, log_q = posterior.sample_and_log_prob(seed=k)

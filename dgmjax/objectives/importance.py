@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dgmjax import _checks as v
 
@@ -15,7 +16,14 @@ __all__ = ["importance_weighted_bound", "log_mean_exp"]
 
 def log_mean_exp(values, axis: int = 0):
     """log (1/k) sum exp(values) along `axis`, stably."""
-    values = jnp.asarray(values)
+    values = v.as_array(values, "values")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) \
+            or not -values.ndim <= axis < values.ndim:
+        raise ValueError(f"`axis` must be an int in [-{values.ndim}, {values.ndim}) for `values` of shape "
+                         f"{values.shape}; got {axis!r}.")
+    if values.shape[axis] == 0:
+        raise ValueError(f"`values` must have at least one entry along `axis` {axis}; got shape "
+                         f"{values.shape}.")
     return jax.scipy.special.logsumexp(values, axis=axis) - math.log(values.shape[axis])
 
 
@@ -37,6 +45,9 @@ def importance_weighted_bound(key, log_weight_fn: Callable[[jax.Array], jax.Arra
 
     Returns the estimate per example, the shape of one `log_weight_fn` result.
     """
+    if not callable(log_weight_fn):
+        raise ValueError(f"`log_weight_fn` must be a callable key -> log w; got "
+                         f"{type(log_weight_fn).__name__}.")
     num_samples = v.check_positive_int(num_samples, "num_samples")
     chunk = num_samples if chunk_size is None else min(v.check_positive_int(chunk_size, "chunk_size"),
                                                         num_samples)

@@ -40,6 +40,8 @@ def aggregated_posterior(posterior) -> distrax.MixtureSameFamily:
     of a VAE for its data; with learned pseudo-inputs in place of data it is
     the VampPrior (Tomczak & Welling 2018).
     """
+    if not hasattr(posterior, "log_prob") or not hasattr(posterior, "batch_shape"):
+        raise ValueError(f"`posterior` must be a distribution q(z|x); got {type(posterior).__name__}.")
     if len(posterior.batch_shape) != 1 or len(posterior.event_shape) != 1:
         raise ValueError(f"`posterior` must have batch shape (n,) and event shape (d,); got "
                          f"{posterior.batch_shape} and {posterior.event_shape}.")
@@ -70,6 +72,9 @@ def elbo_surgery(key, x, encoder: Callable, prior, *, num_samples: int = 1, chun
     standard errors (*_se), num_points, num_samples, and with
     `reconstruction`: reconstruction, elbo = reconstruction - avg_kl.
     """
+    if not callable(encoder):
+        raise ValueError(f"`encoder` must be a callable x_chunk -> q(z | x_chunk); got "
+                         f"{type(encoder).__name__}.")
     n = int(np.shape(x)[0]) if np.ndim(x) else 0
     if n < 2:
         raise ValueError(f"ELBO surgery needs a dataset `x` of at least 2 points; got shape {np.shape(x)}.")
