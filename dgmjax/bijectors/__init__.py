@@ -15,6 +15,7 @@ from dgmjax.bijectors.autoregressive import (
 )
 from dgmjax.bijectors.coupling import (
     SCALE_FNS,
+    SIGMOID_MAX_LOG_SCALE,
     affine_coupling,
     affine_split_coupling,
     alternating_mask,
@@ -38,6 +39,7 @@ from dgmjax.bijectors.stack import LayerStack
 
 __all__ = [
     "SCALE_FNS",
+    "SIGMOID_MAX_LOG_SCALE",
     "SOLVERS",
     "ActNorm",
     "DepthToSpace",

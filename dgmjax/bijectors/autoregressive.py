@@ -32,10 +32,24 @@ import jax.numpy as jnp
 import numpy as np
 
 from dgmjax import _checks as v
-from dgmjax.bijectors.coupling import SCALE_FNS, bounded_log_scale
+from dgmjax.bijectors.coupling import bounded_log_scale, check_scale_fn
 
 SOLVERS = ("sequential", "fixed_point")
 """How an autoregressive layer's sequential direction can be solved (its `solver`)."""
+
+
+def _check_solver(solver, name: str = "solver") -> str:
+    if not isinstance(solver, str) or solver not in SOLVERS:
+        raise ValueError(f"`{name}` must be one of {SOLVERS}; got {solver!r}.")
+    return solver
+
+
+def carry_dtype(fn, x):
+    """The dtype a loop carrying `x` through `fn` (x -> array of x's shape) must have: x's dtype
+    promoted with what `fn` returns (float32 data under float64 parameters, or the reverse,
+    with JAX_ENABLE_X64), checked to be a fixed point so a `lax.scan` carry keeps one type."""
+    dtype = jnp.result_type(x.dtype, jax.eval_shape(fn, x).dtype)
+    return jnp.result_type(dtype, jax.eval_shape(fn, x.astype(dtype)).dtype)
 
 
 class MaskedAutoregressive(distrax.Bijector):
@@ -58,14 +72,22 @@ class MaskedAutoregressive(distrax.Bijector):
     def __init__(self, conditioner: Callable, *, context=None, scale_fn: str = "tanh",
                  scale_bound: float = 3.0, solver: str = "sequential", tolerance: float = 1e-5,
                  max_iterations: int | None = None):
-        if scale_fn not in SCALE_FNS:
-            raise ValueError(f"`scale_fn` must be one of {SCALE_FNS}; got {scale_fn!r}.")
-        if solver not in SOLVERS:
-            raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
-        if not tolerance >= 0:
-            raise ValueError(f"`tolerance` must be >= 0; got {tolerance!r}.")
+        if not callable(conditioner):
+            raise ValueError(f"`conditioner` must be callable; got {type(conditioner).__name__}.")
+        check_scale_fn(scale_fn)
+        scale_bound = v.check_positive_float(scale_bound, "scale_bound")
+        _check_solver(solver)
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.integer, np.floating)) \
+                or not tolerance >= 0 or not np.isfinite(tolerance):
+            raise ValueError(f"`tolerance` must be a finite number >= 0; got {tolerance!r}.")
+        tolerance = float(tolerance)
         if max_iterations is not None:
-            v.check_positive_int(max_iterations, "max_iterations")
+            max_iterations = v.check_positive_int(max_iterations, "max_iterations")
+        if context is not None:
+            context = context if hasattr(context, "dtype") else jnp.asarray(context)
+            if context.ndim < 1:
+                raise ValueError("`context` must have shape (..., context_size); got a scalar.")
+            v.check_float(context, "context")
         self._conditioner = conditioner
         self._context = context
         self._scale_fn, self._scale_bound = scale_fn, scale_bound
@@ -94,9 +116,20 @@ class MaskedAutoregressive(distrax.Bijector):
         return params[..., 0], bounded_log_scale(params[..., 1], self._scale_fn, self._scale_bound)
 
     def _check(self, x, name):
+        if not hasattr(x, "dtype"):
+            raise ValueError(f"`{name}` must be an array of shape (..., D); got {type(x).__name__}.")
         if x.ndim < 1:
             raise ValueError(f"`{name}` must have shape (..., D); got a scalar.")
         v.check_float(x, name)
+        if self._context is not None:
+            batch, ctx_batch = x.shape[:-1], self._context.shape[:-1]
+            try:
+                jnp.broadcast_shapes(batch, ctx_batch)
+            except ValueError:
+                raise ValueError(
+                    f"`context` batch shape {ctx_batch} (context shape {self._context.shape}) does "
+                    f"not match the batch shape {batch} of `{name}` (shape {x.shape}); expected equal "
+                    f"or broadcastable batch axes, e.g. one context per example.") from None
 
     def inverse_and_log_det(self, x):
         self._check(x, "x")
@@ -110,16 +143,16 @@ class MaskedAutoregressive(distrax.Bijector):
     def forward_with_iterations(self, z, solver: str | None = None):
         """forward plus the number of conditioner passes the solver used."""
         self._check(z, "z")
-        solver = solver or self._solver
-        if solver not in SOLVERS:
-            raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
+        solver = _check_solver(solver or self._solver)
         num_dims = z.shape[-1]
-        # Iterate at the shape the conditioner gives z (z broadcast against the context's batch axes).
+        # Iterate at the shape the conditioner gives z (z broadcast against the context's batch axes),
+        # and at the dtype its parameters promote z to (a loop carry keeps one dtype).
         z = jnp.broadcast_to(z, jax.eval_shape(self._params, z).shape[:-1])
+        z = z.astype(carry_dtype(lambda x: self._params(x)[..., 0], z))
 
         def update(x):
             shift, log_scale = self.shift_and_log_scale(x)
-            return z * jnp.exp(log_scale) + shift, log_scale
+            return (z * jnp.exp(log_scale) + shift).astype(z.dtype), log_scale.astype(z.dtype)
 
         if solver == "sequential":
             def body(_, carry):
@@ -187,6 +220,8 @@ class Permute(distrax.Bijector):
                 inverse_permutation = np.argsort(p)
         if inverse_permutation is None:
             inverse_permutation = jnp.argsort(permutation)
+        elif not isinstance(inverse_permutation, (np.ndarray, jax.Array)):
+            inverse_permutation = np.asarray(inverse_permutation)
         if inverse_permutation.shape != permutation.shape:
             raise ValueError(f"`inverse_permutation` must have shape {permutation.shape}; got "
                              f"{inverse_permutation.shape}.")
@@ -198,6 +233,8 @@ class Permute(distrax.Bijector):
         super().__init__(event_ndims_in=1, is_constant_jacobian=True)
 
     def _check(self, x, name):
+        if not hasattr(x, "shape"):
+            raise ValueError(f"`{name}` must be an array; got {type(x).__name__}.")
         if x.ndim < 1 or x.shape[-1] != self._perm.shape[0]:
             raise ValueError(f"`{name}` must have last axis {self._perm.shape[0]}; got {x.shape}.")
 

@@ -22,58 +22,117 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dgmjax import _checks as v
+
 SCALE_FNS = ("tanh", "sigmoid")
 """The names `bounded_log_scale` accepts for `scale_fn`."""
+
+SIGMOID_MAX_LOG_SCALE = 10.0
+"""The largest log-scale (noise -> data) that the "sigmoid" bound gives: see `bounded_log_scale`."""
+
+
+def check_scale_fn(scale_fn, name: str = "scale_fn") -> str:
+    if not isinstance(scale_fn, str) or scale_fn not in SCALE_FNS:
+        raise ValueError(f"`{name}` must be one of {SCALE_FNS}; got {scale_fn!r}.")
+    return scale_fn
 
 
 def bounded_log_scale(raw: jax.Array, scale_fn: str = "tanh", bound: float = 2.0) -> jax.Array:
     """Maps an unconstrained conditioner output to a bounded log-scale, 0 at raw = 0.
 
     `s` is the forward (noise -> data) scale; the inverse (data -> noise)
-    divides by it.
+    divides by it. Both directions stay finite for every finite `raw`.
 
     - `"tanh"`: log s = bound * tanh(raw / bound), so |log s| < bound both ways.
     - `"sigmoid"`: Glow's bound. The data -> noise direction multiplies by
       1 / s = 2 sigmoid(raw) in (0, 2), so on the density side a layer expands
-      by at most 2x, however large the conditioner's output; only sampling
-      (noise -> data) can expand without bound, as in Glow. (Bounding the
-      other side instead would leave the density side free to divide by a
-      vanishing sigmoid, and training evaluates the density side.)
+      by at most 2x, however large the conditioner's output. Unclamped, the
+      sampling side (noise -> data) would multiply by 1 / (2 sigmoid(raw)),
+      which overflows float32 for raw below about -88 (and underflows the
+      density side's multiplier to 0): so log s is clamped at
+      `SIGMOID_MAX_LOG_SCALE` = 10 (raw below about -10.7, where the density
+      side would shrink by more than e^10 = 2.2e4). Both directions and the
+      log-det use the same clamped log s, so they stay exact inverses with a
+      consistent log-det; for raw above the clamp nothing changes. (Bounding
+      the other side instead would leave the density side free to divide by
+      a vanishing sigmoid, and training evaluates the density side.) `bound`
+      is not used.
     """
+    check_scale_fn(scale_fn)
+    bound = v.check_positive_float(bound, "bound")
     if scale_fn == "tanh":
         return bound * jnp.tanh(raw / bound)
-    if scale_fn == "sigmoid":
-        return -(math.log(2.0) + jax.nn.log_sigmoid(raw))
-    raise ValueError(f"`scale_fn` must be one of {SCALE_FNS}; got {scale_fn!r}.")
+    return jnp.minimum(-(math.log(2.0) + jax.nn.log_sigmoid(raw)), SIGMOID_MAX_LOG_SCALE)
+
+
+def _check_real_input(x, name: str):
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise ValueError(f"`{name}` must be an array; got {type(x).__name__}.")
+    v.check_float(x, name)
+    return x
+
+
+def _image_shape(shape, name: str = "shape") -> tuple[int, int, int]:
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    if dims is None or len(dims) != 3 or any(isinstance(n, bool) or not isinstance(n, (int, np.integer))
+                                             or n < 1 for n in dims):
+        raise ValueError(f"`{name}` must be (H, W, C) of positive ints; got {shape!r}.")
+    return tuple(int(n) for n in dims)
+
+
+def _parity(parity) -> int:
+    if isinstance(parity, bool) or not isinstance(parity, (int, np.integer)):
+        raise ValueError(f"`parity` must be an int (0 or 1); got {parity!r}.")
+    return int(parity) % 2
 
 
 def checkerboard_mask(shape: Sequence[int], parity: int = 0) -> np.ndarray:
     """Boolean (H, W, C) mask, True (kept) where (row + col) % 2 == parity."""
-    if len(shape) != 3:
-        raise ValueError(f"`shape` must be (H, W, C); got {tuple(shape)}.")
-    h, w, c = shape
+    h, w, c = _image_shape(shape)
+    parity = _parity(parity)
+    if h * w < 2:
+        raise ValueError(f"a checkerboard mask needs at least 2 pixels; got `shape` {tuple(shape)}.")
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    board = (rows + cols) % 2 == parity % 2
+    board = (rows + cols) % 2 == parity
     return np.broadcast_to(board[:, :, None], (h, w, c)).copy()
 
 
 def channel_mask(shape: Sequence[int], parity: int = 0) -> np.ndarray:
     """Boolean (H, W, C) mask keeping the first half of the channels (parity 0) or the second."""
-    if len(shape) != 3:
-        raise ValueError(f"`shape` must be (H, W, C); got {tuple(shape)}.")
-    h, w, c = shape
+    h, w, c = _image_shape(shape)
+    parity = _parity(parity)
     if c < 2 or c % 2:
-        raise ValueError(f"channel masks need an even number of channels >= 2; got shape {tuple(shape)}.")
+        raise ValueError(f"channel masks need an even number of channels >= 2; got `shape` {tuple(shape)}.")
     first = np.arange(c) < c // 2
-    keep = first if parity % 2 == 0 else ~first
+    keep = first if parity == 0 else ~first
     return np.broadcast_to(keep, (h, w, c)).copy()
 
 
 def alternating_mask(size: int, parity: int = 0) -> np.ndarray:
     """Boolean (D,) mask keeping even entries (parity 0) or odd entries (parity 1)."""
-    if size < 2:
-        raise ValueError(f"coupling needs at least 2 dimensions; got size {size}.")
-    return np.arange(size) % 2 == parity % 2
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
+        raise ValueError(f"`size` must be an int >= 2 (coupling needs at least 2 dimensions); got {size!r}.")
+    return np.arange(size) % 2 == _parity(parity)
+
+
+class _AffineMaskedCoupling(distrax.MaskedCoupling):
+    """`distrax.MaskedCoupling` that checks its input's dtype and event shape first
+    (distrax would broadcast a mask against an input of another shape)."""
+
+    def _check_input(self, x, name):
+        _check_real_input(x, name)
+        v.check_event_shape(x, self.mask.shape, name)
+
+    def forward_and_log_det(self, x):
+        self._check_input(x, "z")
+        return super().forward_and_log_det(x)
+
+    def inverse_and_log_det(self, y):
+        self._check_input(y, "x")
+        return super().inverse_and_log_det(y)
 
 
 def affine_coupling(
@@ -87,26 +146,36 @@ def affine_coupling(
 
     Args:
       mask: boolean array of the event shape; True entries are kept and
-        condition the transformation of the False entries.
+        condition the transformation of the False entries (at least one entry
+        must be False). The input's trailing axes must equal `mask.shape`.
       conditioner: maps the masked input (shape `batch + event`) to parameters
         of shape `batch + event + (2,)`: `[..., 0]` is the shift, `[..., 1]` the
         unconstrained log-scale. Any callable works (Flax, Equinox, a function).
       scale_fn: `"tanh"` or `"sigmoid"` bound on the scale (see
         `bounded_log_scale`).
+      scale_bound: the bound of the `"tanh"` scale (> 0).
     """
-    mask = jnp.asarray(mask)
-    if mask.dtype != jnp.bool_:
+    check_scale_fn(scale_fn)
+    mask = mask if isinstance(mask, (np.ndarray, jax.Array)) else np.asarray(mask)
+    if mask.dtype != np.bool_:
         raise ValueError(f"`mask` must be boolean; got dtype {mask.dtype}.")
-    if scale_fn not in SCALE_FNS:
-        raise ValueError(f"`scale_fn` must be one of {SCALE_FNS}; got {scale_fn!r}.")
+    if mask.ndim < 1 or mask.size == 0:
+        raise ValueError(f"`mask` must have the event's shape (at least one axis); got shape {mask.shape}.")
+    if v.is_concrete(mask) and bool(np.all(np.asarray(mask))):
+        raise ValueError(f"`mask` must leave at least one entry to transform (False); got all True, "
+                         f"shape {mask.shape}: the layer would be the identity.")
+    mask = jnp.asarray(mask)
+    scale_bound = v.check_positive_float(scale_bound, "scale_bound")
+    if not callable(conditioner):
+        raise ValueError(f"`conditioner` must be callable; got {type(conditioner).__name__}.")
 
     def checked_conditioner(masked_x):
         params = conditioner(masked_x)
         expected = masked_x.shape + (2,)
-        if params.shape != expected:
+        if getattr(params, "shape", None) != expected:
             raise ValueError(
                 f"the `conditioner` must return shift and log-scale of shape {expected} for "
-                f"input shape {masked_x.shape}; got {params.shape}."
+                f"input shape {masked_x.shape}; got {getattr(params, 'shape', type(params).__name__)}."
             )
         return params
 
@@ -114,7 +183,43 @@ def affine_coupling(
         log_scale = bounded_log_scale(params[..., 1], scale_fn, scale_bound)
         return distrax.ScalarAffine(shift=params[..., 0], log_scale=log_scale)
 
-    return distrax.MaskedCoupling(mask=mask, conditioner=checked_conditioner, bijector=inner)
+    return _AffineMaskedCoupling(mask=mask, conditioner=checked_conditioner, bijector=inner)
+
+
+class _AffineSplitCoupling(distrax.SplitCoupling):
+    """`distrax.SplitCoupling` that checks its input: a split strictly inside the last axis."""
+
+    def _check_input(self, x, name):
+        _check_real_input(x, name)
+        k = self.event_ndims_in
+        if x.ndim < k:
+            raise ValueError(f"`{name}` must have at least event_ndims={k} axes; got shape {x.shape}.")
+        if not 0 < self._split_index < x.shape[-1]:
+            raise ValueError(
+                f"`split_index` {self._split_index} must lie strictly inside the last axis of `{name}` "
+                f"(1 <= split_index <= {x.shape[-1] - 1}); got `{name}` of shape {x.shape}: the "
+                f"layer would transform nothing.")
+
+    def _params(self, kept, rest):
+        params = self._conditioner(kept)
+        if getattr(params, "shape", None) != rest.shape + (2,):
+            raise ValueError(
+                f"the `conditioner` must return shift and log-scale of shape rest.shape + (2,) = "
+                f"{rest.shape + (2,)} for kept input of shape {kept.shape}; got "
+                f"{getattr(params, 'shape', type(params).__name__)}.")
+        return params
+
+    def forward_and_log_det(self, x):
+        self._check_input(x, "z")
+        x1, x2 = self._split(x)
+        y2, logdet = self._inner_bijector(self._params(x1, x2)).forward_and_log_det(x2)
+        return self._recombine(x1, y2), logdet
+
+    def inverse_and_log_det(self, y):
+        self._check_input(y, "x")
+        y1, y2 = self._split(y)
+        x2, logdet = self._inner_bijector(self._params(y1, y2)).inverse_and_log_det(y2)
+        return self._recombine(y1, x2), logdet
 
 
 def affine_split_coupling(
@@ -132,22 +237,24 @@ def affine_split_coupling(
     conditioner, which returns shift and raw log-scale for the rest, shape
     `rest.shape + (2,)`. Cheaper than a masked coupling: the conditioner sees
     only the kept half. `swap=True` keeps the second part instead.
+    `split_index` must be in [1, D - 1] for a last axis of size D (checked
+    when the layer is called).
     """
-    if scale_fn not in SCALE_FNS:
-        raise ValueError(f"`scale_fn` must be one of {SCALE_FNS}; got {scale_fn!r}.")
+    if isinstance(split_index, bool) or not isinstance(split_index, (int, np.integer)) or split_index < 1:
+        raise ValueError(f"`split_index` must be a positive int (the kept entries of the last axis); "
+                         f"got {split_index!r}.")
+    event_ndims = v.check_positive_int(event_ndims, "event_ndims")
+    check_scale_fn(scale_fn)
+    scale_bound = v.check_positive_float(scale_bound, "scale_bound")
+    if not isinstance(swap, (bool, np.bool_)):
+        raise ValueError(f"`swap` must be a bool; got {swap!r}.")
+    if not callable(conditioner):
+        raise ValueError(f"`conditioner` must be callable; got {type(conditioner).__name__}.")
 
     def inner(params):
         log_scale = bounded_log_scale(params[..., 1], scale_fn, scale_bound)
         return distrax.Block(distrax.ScalarAffine(shift=params[..., 0], log_scale=log_scale),
                              event_ndims)
 
-    def checked_conditioner(kept):
-        params = conditioner(kept)
-        if params.ndim < 1 or params.shape[-1] != 2 or params.shape[:-1][:-1] != kept.shape[:-1]:
-            raise ValueError(
-                f"the `conditioner` must return shift and log-scale of shape rest.shape + (2,) for "
-                f"kept input of shape {kept.shape}; got {params.shape}."
-            )
-        return params
-
-    return distrax.SplitCoupling(split_index, event_ndims, checked_conditioner, inner, swap=swap)
+    return _AffineSplitCoupling(int(split_index), event_ndims, conditioner, inner,
+                                swap=bool(swap))

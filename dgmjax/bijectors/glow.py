@@ -11,11 +11,27 @@ from __future__ import annotations
 import distrax
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from dgmjax import _checks as v
+
+
+def _as_array(x, name):
+    if isinstance(x, (np.ndarray, jax.Array)):
+        return x
+    try:
+        return jnp.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"`{name}` must be an array; got {type(x).__name__}.") from err
 
 
 def _check_image(x, name, channels):
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise ValueError(f"`{name}` must be an array of shape (..., H, W, {channels}); got "
+                         f"{type(x).__name__}.")
     if x.ndim < 3 or x.shape[-1] != channels:
         raise ValueError(f"`{name}` must have shape (..., H, W, {channels}); got {x.shape}.")
+    v.check_float(x, name)
 
 
 class ActNorm(distrax.Bijector):
@@ -29,17 +45,23 @@ class ActNorm(distrax.Bijector):
     """
 
     def __init__(self, loc, log_scale, event_ndims: int = 3):
-        loc, log_scale = jnp.asarray(loc), jnp.asarray(log_scale)
-        if loc.ndim != 1 or loc.shape != log_scale.shape:
-            raise ValueError(f"`loc` and `log_scale` must be vectors of one length (C,); got "
+        loc, log_scale = jnp.asarray(_as_array(loc, "loc")), jnp.asarray(_as_array(log_scale, "log_scale"))
+        if loc.ndim != 1 or loc.shape != log_scale.shape or loc.shape[0] == 0:
+            raise ValueError(f"`loc` and `log_scale` must be vectors of one length (C,), C >= 1; got "
                              f"{loc.shape} and {log_scale.shape}.")
-        if event_ndims < 1:
-            raise ValueError(f"`event_ndims` must be >= 1; got {event_ndims}.")
+        v.check_float(loc, "loc")
+        v.check_float(log_scale, "log_scale")
+        event_ndims = v.check_positive_int(event_ndims, "event_ndims")
+        v.check_values(jnp.isfinite(loc), "`loc` must be finite; got NaN or inf.")
+        v.check_values(jnp.isfinite(log_scale), "`log_scale` must be finite; got NaN or inf.")
         self._loc, self._log_scale = loc, log_scale
         super().__init__(event_ndims_in=event_ndims, is_constant_jacobian=True)
 
     def _check(self, x, name):
         k = self.event_ndims_in
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            raise ValueError(f"`{name}` must be an array; got {type(x).__name__}.")
+        v.check_float(x, name)
         if x.ndim < k or x.shape[-1] != self._loc.shape[0]:
             raise ValueError(f"`{name}` must have {k} event axes, the last of size "
                              f"{self._loc.shape[0]}; got shape {x.shape}.")
@@ -62,6 +84,11 @@ class ActNorm(distrax.Bijector):
 
 def actnorm_init(x, eps: float = 1e-6):
     """Data-dependent ActNorm parameters: per-channel mean and log std over all but the last axis."""
+    x = _as_array(x, "x")
+    if x.ndim < 2:
+        raise ValueError(f"`x` must be a batch of shape (N, ..., C) with N >= 1; got shape {x.shape}.")
+    v.check_float(x, "x")
+    eps = v.check_positive_float(eps, "eps")
     axes = tuple(range(x.ndim - 1))
     mean = jnp.mean(x, axes)
     std = jnp.sqrt(jnp.mean(jnp.square(x - mean), axes))
@@ -92,14 +119,40 @@ class Invertible1x1Conv(distrax.Bijector):
     """
 
     def __init__(self, permutation, lower, upper, log_diag, sign=None):
-        lower, upper, log_diag = jnp.asarray(lower), jnp.asarray(upper), jnp.asarray(log_diag)
-        c = log_diag.shape[-1] if log_diag.ndim == 1 else None
+        lower, upper = jnp.asarray(_as_array(lower, "lower")), jnp.asarray(_as_array(upper, "upper"))
+        log_diag = jnp.asarray(_as_array(log_diag, "log_diag"))
+        permutation = _as_array(permutation, "permutation")
+        c = log_diag.shape[-1] if log_diag.ndim == 1 and log_diag.shape[0] > 0 else None
         if c is None or lower.shape != (c, c) or upper.shape != (c, c) or jnp.shape(permutation) != (c,):
             raise ValueError(
-                "Invertible1x1Conv needs `permutation` (C,), `lower` (C, C), `upper` (C, C) and "
-                f"`log_diag` (C,); got {jnp.shape(permutation)}, {lower.shape}, {upper.shape}, "
-                f"{log_diag.shape}.")
-        sign = jnp.ones_like(log_diag) if sign is None else jnp.asarray(sign)
+                "Invertible1x1Conv needs `permutation` (C,), square `lower` (C, C) and `upper` (C, C), "
+                f"and `log_diag` (C,), C >= 1; got {jnp.shape(permutation)}, {lower.shape}, "
+                f"{upper.shape}, {log_diag.shape}.")
+        for name, a in (("lower", lower), ("upper", upper), ("log_diag", log_diag)):
+            v.check_float(a, name)
+        if not np.issubdtype(permutation.dtype, np.integer):
+            raise ValueError(f"`permutation` must hold integers; got dtype {permutation.dtype}.")
+        if v.is_concrete(permutation):  # traced (a scanned stack's per-layer constant): checked by its maker
+            p = np.asarray(permutation)
+            if not np.array_equal(np.sort(p), np.arange(c)):
+                raise ValueError(f"`permutation` must be a permutation of range({c}) (W = P L U is "
+                                 f"singular otherwise); got {p.tolist()}.")
+        # W = P L U is non-singular iff every diagonal entry sign * exp(log_diag) of U is a nonzero
+        # finite number: log_diag finite and above float underflow, sign +-1.
+        tiny = float(np.log(np.finfo(np.dtype(log_diag.dtype)).tiny))
+        v.check_values(jnp.isfinite(log_diag) & (log_diag > tiny) & (log_diag < -tiny),
+                       f"`log_diag` must be finite and within ({tiny:.1f}, {-tiny:.1f}) (U's diagonal is "
+                       f"exp(log_diag): W would be singular or overflow); got values outside.")
+        v.check_values(jnp.isfinite(lower).all() & jnp.isfinite(upper).all(),
+                       "`lower` and `upper` must be finite; got NaN or inf.")
+        if sign is None:
+            sign = jnp.ones_like(log_diag)
+        else:
+            sign = jnp.asarray(_as_array(sign, "sign"))
+            if sign.shape != (c,):
+                raise ValueError(f"`sign` must have shape ({c},); got {sign.shape}.")
+            v.check_values(jnp.abs(sign) == 1, "`sign` must hold +1 or -1 (U's diagonal signs); "
+                                               "got other values.")
         self._perm = jnp.asarray(permutation)
         self._l = jnp.tril(lower, -1) + jnp.eye(c, dtype=lower.dtype)
         self._u = jnp.triu(upper, 1) + jnp.diag(sign * jnp.exp(log_diag))

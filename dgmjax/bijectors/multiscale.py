@@ -18,6 +18,8 @@ import distrax
 import jax.numpy as jnp
 import numpy as np
 
+from dgmjax import _checks as v
+
 
 class DepthToSpace(distrax.Bijector):
     """Depth-to-space: `forward` maps (..., H, W, C f^2) to (..., H f, W f, C); log|det| = 0.
@@ -40,6 +42,8 @@ class DepthToSpace(distrax.Bijector):
         return self._factor
 
     def _check(self, x, name, squeezed: bool):
+        if not hasattr(x, "shape"):
+            raise ValueError(f"`{name}` must be an array of shape (..., H, W, C); got {type(x).__name__}.")
         if x.ndim < 3:
             raise ValueError(f"`{name}` must have shape (..., H, W, C); got {x.shape}.")
         f = self._factor
@@ -84,10 +88,10 @@ class FactorOut(distrax.Bijector):
                 "FactorOut's `bijector` must act on (H, W, C) events; got event_ndims "
                 f"{bijector.event_ndims_in} -> {bijector.event_ndims_out}."
             )
-        if isinstance(num_kept, bool) or not isinstance(num_kept, int) or num_kept < 1:
+        if isinstance(num_kept, bool) or not isinstance(num_kept, (int, np.integer)) or num_kept < 1:
             raise ValueError(f"`num_kept` must be a positive int; got {num_kept!r}.")
         self._bijector = bijector
-        self._num_kept = num_kept
+        self._num_kept = int(num_kept)
         super().__init__(event_ndims_in=3)
 
     @property
@@ -95,6 +99,8 @@ class FactorOut(distrax.Bijector):
         return self._bijector
 
     def _split(self, x, name):
+        if not hasattr(x, "shape"):
+            raise ValueError(f"`{name}` must be an array of shape (..., H, W, C); got {type(x).__name__}.")
         if x.ndim < 3 or x.shape[-1] <= self._num_kept:
             raise ValueError(
                 f"`{name}` must have more than num_kept={self._num_kept} channels; got shape "
@@ -135,11 +141,9 @@ def multiscale_shapes(image_shape: Sequence[int], squeezes: Sequence[bool]) -> l
     Scale s + 1 starts from the first half of the channels of scale s's
     squeezed shape: the other half is factored out to the latent.
     """
-    if len(image_shape) != 3:
-        raise ValueError(f"`image_shape` must be (H, W, C); got {tuple(image_shape)}.")
+    h, w, c = v.check_image_shape(image_shape)
     if not squeezes:
-        raise ValueError("a multi-scale flow needs at least one scale.")
-    h, w, c = (int(n) for n in image_shape)
+        raise ValueError("`scales` (or `squeezes`) must hold at least one scale; got none.")
     shapes = []
     for s, squeeze in enumerate(squeezes):
         before = (h, w, c)
@@ -152,7 +156,8 @@ def multiscale_shapes(image_shape: Sequence[int], squeezes: Sequence[bool]) -> l
         shapes.append((before, (h, w, c)))
         if s + 1 < len(squeezes):
             if c < 2:
-                raise ValueError(f"scale {s} has {c} channel(s): nothing to factor out.")
+                raise ValueError(f"`image_shape` {tuple(image_shape)} leaves scale {s} with {c} channel(s): "
+                                 f"nothing to factor out; expected at least 2.")
             c //= 2
     return shapes
 
@@ -164,6 +169,9 @@ def multiscale_flow(image_shape: Sequence[int], scales: Sequence[Scale]) -> dist
     the second half of the channels of the latent squeezed to that scale (see
     `split_latent`). Forward runs noise -> data.
     """
+    if isinstance(scales, Scale) or not isinstance(scales, Sequence) or \
+            not all(isinstance(s, Scale) for s in scales):
+        raise ValueError(f"`scales` must be a sequence of `Scale`s; got {scales!r}.")
     shapes = multiscale_shapes(image_shape, [s.squeeze for s in scales])
 
     def build(s: int) -> distrax.Bijector:
@@ -178,7 +186,7 @@ def multiscale_flow(image_shape: Sequence[int], scales: Sequence[Scale]) -> dist
         if scale.squeeze:
             layers.append(distrax.Inverse(DepthToSpace()))
         if not layers:
-            raise ValueError(f"scale {s} has no layers.")
+            raise ValueError(f"`scales`[{s}] has no layers (pre and post None, no squeeze, last scale).")
         return distrax.Chain(layers) if len(layers) > 1 else distrax.as_bijector(layers[0])
 
     return build(0)
@@ -188,6 +196,8 @@ def split_latent(z, image_shape: Sequence[int], squeezes: Sequence[bool]) -> lis
     """The latent of a multi-scale flow in parts: the channels factored out at each scale
     (in that scale's squeezed layout), then all channels of the last scale. Any leading axes ride along."""
     shapes = multiscale_shapes(image_shape, squeezes)
+    z = v.as_array(z, "z")
+    v.check_event_shape(z, shapes[0][0], "z")
     parts, h = [], z
     for s, squeeze in enumerate(squeezes):
         if squeeze:
@@ -203,8 +213,15 @@ def split_latent(z, image_shape: Sequence[int], squeezes: Sequence[bool]) -> lis
 
 def merge_latent(parts: Sequence, image_shape: Sequence[int], squeezes: Sequence[bool]):
     """The inverse of `split_latent`."""
+    shapes = multiscale_shapes(image_shape, squeezes)
     if len(parts) != len(squeezes):
         raise ValueError(f"`parts` must hold one array per scale ({len(squeezes)}); got {len(parts)}.")
+    for s, part in enumerate(parts):
+        h, w, c = shapes[s][1]
+        expected = (h, w, c if s + 1 == len(squeezes) else c - c // 2)
+        if tuple(np.shape(part))[-3:] != expected:
+            raise ValueError(f"`parts`[{s}] must have trailing shape {expected} (see `split_latent`); got "
+                             f"shape {tuple(np.shape(part))}.")
     h = parts[-1]
     for s in range(len(squeezes) - 1, -1, -1):
         if s + 1 < len(squeezes):

@@ -57,6 +57,11 @@ class LayerStack(distrax.Bijector):
 
     def __init__(self, bijector_fn: Callable[[Any, Any], distrax.BijectorLike], params: Any,
                  event_ndims: int, *, constants: Any = None, remat: bool = False):
+        if not callable(bijector_fn):
+            raise ValueError(f"`bijector_fn` must be callable; got {type(bijector_fn).__name__}.")
+        if isinstance(event_ndims, bool) or not isinstance(event_ndims, (int, np.integer)) or event_ndims < 0:
+            raise ValueError(f"`event_ndims` must be an int >= 0; got {event_ndims!r}.")
+        event_ndims = int(event_ndims)
         self._unrolled = isinstance(params, (list, tuple))
         if self._unrolled:
             if not params:
@@ -136,22 +141,34 @@ class LayerStack(distrax.Bijector):
 
         # A layer whose parameters carry more batch axes than x (a posterior flow conditioned per
         # example, evaluated at a shared point) broadcasts x up: run the stack at that shape.
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            raise ValueError(f"`{'y' if inverse else 'x'}` must be an array; got {type(x).__name__}.")
+        if x.ndim < self.event_ndims_in:
+            raise ValueError(f"`{'y' if inverse else 'x'}` must have at least event_ndims="
+                             f"{self.event_ndims_in} axes; got shape {x.shape}.")
         first = self.layer(self._num_layers - 1 if inverse else 0)
         x = jnp.broadcast_to(x, jax.eval_shape(lambda y: one(first, y)[0], x).shape)
+        # The carry keeps one dtype through the scan: x promoted with the layers' parameters (float32
+        # data under float64 parameters with JAX_ENABLE_X64, or the reverse), to a fixed point.
+        for _ in range(2):
+            out = jax.eval_shape(lambda y: one(first, y), x)
+            x = x.astype(jnp.result_type(x.dtype, out[0].dtype))
+        log_det_dtype = jnp.result_type(x.dtype, out[1].dtype)
         batch_shape = x.shape[: x.ndim - self.event_ndims_in]
 
         def body(carry, p, c):
             y, total = carry
             y_new, ld = one(distrax.as_bijector(self._bijector_fn(p, c)), y)
             if y_new.shape != y.shape:
-                raise ValueError(f"LayerStack layers must preserve shape; a layer mapped {y.shape} to "
-                                 f"{y_new.shape}.")
-            return (y_new, total + jnp.broadcast_to(ld, batch_shape)), None
+                raise ValueError(f"every layer of `bijector_fn` must preserve shape in a LayerStack; a layer "
+                                 f"mapped {y.shape} to {y_new.shape}.")
+            total = (total + jnp.broadcast_to(ld, batch_shape)).astype(total.dtype)
+            return (y_new.astype(y.dtype), total), None
 
         if self._remat:  # constants stay closed over: compile-time constants, not checkpointed inputs
             plain = body
             body = lambda carry, p, c: jax.checkpoint(lambda cr, pp: plain(cr, pp, c))(carry, p)
-        (y, log_det), _ = self.scan(body, (x, jnp.zeros(batch_shape, x.dtype)), reverse=inverse)
+        (y, log_det), _ = self.scan(body, (x, jnp.zeros(batch_shape, log_det_dtype)), reverse=inverse)
         return y, log_det
 
     def forward_and_log_det(self, x):

@@ -32,7 +32,9 @@ from dgmjax.bijectors import (
     MaskedAutoregressive,
     Permute,
 )
+from dgmjax.bijectors.coupling import check_scale_fn
 from dgmjax.models.base import FlowModule, actnorm_stack_init
+from dgmjax.nn.conditioners import get_activation, resolve_compute_dtype
 from dgmjax.nn.made import MADE
 from dgmjax.nn.stack import stack_params, zip_layers
 
@@ -43,8 +45,9 @@ PERMUTATIONS = ("none", "reversed", "random")
 
 def layer_permutations(kind: str, size: int, num_layers: int, seed: int = 0):
     """Per-layer permutations (num_layers, size) of a vector flow, or None for "none"."""
-    if kind not in PERMUTATIONS:
-        raise ValueError(f"`permutation` must be one of {PERMUTATIONS}; got {kind!r}.")
+    v.check_choice(kind, PERMUTATIONS, "permutation")
+    size = v.check_positive_int(size, "size")
+    num_layers = v.check_positive_int(num_layers, "num_layers")
     if kind == "none":
         return None
     if kind == "reversed":
@@ -82,18 +85,34 @@ class _AutoregressiveFlow(FlowModule):
                     context_size=self.context_size, activation=self.activation,
                     compute_dtype=self.compute_dtype, parent=None)
 
-    def setup(self):
-        v.check_positive_int(self.num_layers, "num_layers")
+    def check_hyperparameters(self):
         v.check_positive_int(self.event_size, "event_size")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"`solver` must be one of {SOLVERS}; got {self.solver!r}.")
+        v.check_positive_int(self.num_layers, "num_layers")
+        v.check_sizes(self.hidden_sizes, "hidden_sizes")
+        get_activation(self.activation)
+        v.check_nonnegative_int(self.context_size, "context_size")
+        v.check_choice(self.permutation, PERMUTATIONS, "permutation")
+        v.check_bool(self.actnorm, "actnorm")
+        check_scale_fn(self.scale_fn)
+        v.check_positive_float(self.scale_bound, "scale_bound")
+        v.check_choice(self.solver, SOLVERS, "solver")
+        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float, np.integer,
+                                                                                np.floating)) \
+                or not 0 <= self.tolerance < np.inf:
+            raise ValueError(f"`tolerance` must be a finite number >= 0; got {self.tolerance!r}.")
+        v.check_bool(self.remat, "remat")
+        v.check_bool(self.scan_layers, "scan_layers")
+        resolve_compute_dtype(self.compute_dtype)
+
+    def setup(self):
+        self.check_hyperparameters()
         dummy = [jnp.zeros((1, self.event_size))]
         if self.context_size:
             dummy.append(jnp.zeros((1, self.context_size)))
         self.conditioners = self.param("conditioners", lambda rng: stack_params(
             self._made(), rng, self.num_layers, *dummy, scan=self.scan_layers))
         if self.actnorm:
-            zeros = lambda rng: jnp.zeros((self.num_layers, self.event_size))
+            zeros = lambda rng: jnp.zeros((self.num_layers, self.event_size), jnp.float32)
             self.param("actnorm", lambda rng: {"loc": zeros(rng), "log_scale": zeros(rng)})
 
     def event_shape(self):
@@ -135,8 +154,9 @@ class _AutoregressiveFlow(FlowModule):
 
     def __call__(self, x, context=None):
         if self.actnorm and self.is_initializing():
-            v.check_event_shape(x, self.event_shape(), "x")
-            ctx = self.check_context(context)
+            self.check_hyperparameters()
+            x = self.check_x(x)
+            ctx = self.check_context(context, x.shape[:-1])
             flat = x.reshape(-1, self.event_size)
             if ctx is not None and ctx.ndim > 1:
                 ctx = jnp.broadcast_to(ctx, x.shape[:-1] + ctx.shape[-1:]).reshape(-1, ctx.shape[-1])
@@ -172,18 +192,22 @@ class MAF(_AutoregressiveFlow):
 
     def sample_with_iterations(self, key, num_samples: int, solver: str | None = None, context=None):
         """Samples, and the conditioner passes each layer's solver used (shape (num_layers,))."""
+        self.check_hyperparameters()
         num_samples = v.check_positive_int(num_samples, "num_samples")
-        context = self.check_context(context)
+        if solver is not None:
+            v.check_choice(solver, SOLVERS, "solver")
+        context = self.check_context(context, (num_samples,))
         z = self.base_distribution().sample(seed=key, sample_shape=(num_samples,))
         stack = self._stack(context)
 
         def body(x, p, c):
+            x0 = x
             x, _, iters = self._ar_layer(p, context, solver).forward_with_iterations(x)
             if c is not None:
                 x = Permute(c["perm"], c["inv"]).forward(x)
             if "actnorm" in p:
                 x = self._actnorm(p).forward(x)
-            return x, iters
+            return x.astype(x0.dtype), iters
 
         return stack.scan(body, z)
 

@@ -6,10 +6,22 @@ from collections.abc import Callable
 
 import distrax
 import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
 
 from dgmjax import _checks as v
 from dgmjax._checks import check_context
 from dgmjax.bijectors import ActNorm, LayerStack, actnorm_init
+
+
+def check_logit_alpha(alpha, name: str = "logit_alpha"):
+    """None, or a number in [0, 0.5) (the alpha of `ScaledSigmoid`)."""
+    if alpha is None:
+        return None
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= float(alpha) < 0.5:
+        raise ValueError(f"`{name}` must be None or a float in [0, 0.5); got {alpha!r}.")
+    return float(alpha)
 
 
 class FlowModule(nn.Module):
@@ -34,19 +46,50 @@ class FlowModule(nn.Module):
     def event_shape(self) -> tuple[int, ...]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def check_context(self, context):
-        """ValueError unless `context` matches `context_size` (0 = unconditional)."""
-        return check_context(context, getattr(self, "context_size", 0), type(self).__name__)
+    unit_interval_data = False  # image models: x is continuous data in [0, 1]
+
+    def check_hyperparameters(self):  # pragma: no cover - overridden
+        """ValueError naming the first attribute that is not valid (called at setup and first use)."""
+
+    def check_context(self, context, batch_shape=None):
+        """ValueError unless `context` matches `context_size` (0 = unconditional) and, with
+        `batch_shape`, has one context for all (shape (C,)) or batch axes broadcastable to it."""
+        context = check_context(context, getattr(self, "context_size", 0), type(self).__name__)
+        if context is not None:
+            v.check_float(context, "context")
+            if batch_shape is not None:
+                try:
+                    ok = jnp.broadcast_shapes(tuple(batch_shape), context.shape[:-1]) == tuple(batch_shape)
+                except ValueError:
+                    ok = False
+                if not ok:
+                    raise ValueError(
+                        f"`context` must have shape (C,) or batch axes matching the data's batch shape "
+                        f"{tuple(batch_shape)}, i.e. {tuple(batch_shape) + context.shape[-1:]}; got shape "
+                        f"{context.shape}.")
+        return context
+
+    def check_x(self, x, name: str = "x"):
+        """`x` as an array of the event shape: float, and in [0, 1] for image models."""
+        x = v.as_array(x, name)
+        if self.unit_interval_data:
+            v.check_unit_interval(x, name, what="continuous pixel values")
+        else:
+            v.check_float(x, name)
+        v.check_event_shape(x, self.event_shape(), name)
+        return x
 
     def distribution(self, context=None) -> distrax.Transformed:
         """The model as a distrax distribution (call inside `apply`, or on `bind(...)`)."""
+        self.check_hyperparameters()
         return distrax.Transformed(self.base_distribution(), self.bijector(self.check_context(context)))
 
     def __call__(self, x, context=None):
         """log p(x) in nats, shape `x.shape[:-event_rank]`."""
-        v.check_float(x, "x")
-        v.check_event_shape(x, self.event_shape(), "x")
-        return self.distribution(context).log_prob(x)
+        self.check_hyperparameters()
+        x = self.check_x(x)
+        batch_shape = x.shape[: x.ndim - len(self.event_shape())]
+        return self.distribution(self.check_context(context, batch_shape)).log_prob(x)
 
     def sample_and_log_prob(self, key, num_samples: int, context=None, *, temperature: float = 1.0):
         """`num_samples` draws, shape `(num_samples,) + event_shape`, and their log p.
@@ -60,9 +103,10 @@ class FlowModule(nn.Module):
         cleaner samples). The log p returned is the model's own density of
         each draw at T = 1, not the tempered one.
         """
+        self.check_hyperparameters()
         num_samples = v.check_positive_int(num_samples, "num_samples")
         temperature = v.check_positive_float(temperature, "temperature")
-        context = self.check_context(context)
+        context = self.check_context(context, (num_samples,))
         base = self.base_distribution()
         if temperature == 1.0:
             z, log_p_z = base.sample_and_log_prob(seed=key, sample_shape=(num_samples,))

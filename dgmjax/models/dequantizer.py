@@ -11,6 +11,7 @@ import numpy as np
 
 from dgmjax import _checks as v
 from dgmjax.bijectors import LayerStack, affine_coupling, checkerboard_mask
+from dgmjax.bijectors.coupling import check_scale_fn
 from dgmjax.nn.conditioners import ConvResNet
 from dgmjax.nn.stack import stack_params
 
@@ -40,11 +41,21 @@ class VariationalDequantizer(nn.Module):
     context_features: int = 16
     scale_fn: str = "tanh"
 
-    def setup(self):
-        if len(self.image_shape) != 3:
-            raise ValueError(f"`image_shape` must be (H, W, C); got {tuple(self.image_shape)}.")
+    def _check_config(self):
+        v.check_image_shape(self.image_shape)
+        h, w, _ = self.image_shape
+        if h * w < 2:
+            raise ValueError(f"`image_shape` needs at least 2 pixels (checkerboard couplings); got "
+                             f"{tuple(self.image_shape)}.")
         v.check_num_levels(self.num_levels)
         v.check_positive_int(self.num_layers, "num_layers")
+        v.check_positive_int(self.features, "features")
+        v.check_nonnegative_int(self.num_blocks, "num_blocks")
+        v.check_positive_int(self.context_features, "context_features")
+        check_scale_fn(self.scale_fn)
+
+    def setup(self):
+        self._check_config()
         h, w, c = self.image_shape
         self.features_of_x = ConvResNet(self.features, self.num_blocks, self.context_features,
                                         zero_init_output=False)
@@ -73,6 +84,8 @@ class VariationalDequantizer(nn.Module):
 
     def __call__(self, key, x):
         """(u, log q(u|x)) for integer images x (B, H, W, C); u in (0, 1), log q in nats, shape (B,)."""
+        self._check_config()
+        x = v.as_array(x, "x")
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.image_shape):
             raise ValueError(f"`x` must have shape (B,) + {tuple(self.image_shape)}; got {x.shape}.")
         v.check_integer_levels(x, self.num_levels, "x")

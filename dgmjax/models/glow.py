@@ -34,8 +34,9 @@ from dgmjax.bijectors import (
     multiscale_flow,
     multiscale_shapes,
 )
-from dgmjax.models.base import FlowModule, actnorm_stack_init
-from dgmjax.nn.conditioners import ConvResNet
+from dgmjax.bijectors.coupling import check_scale_fn
+from dgmjax.models.base import FlowModule, actnorm_stack_init, check_logit_alpha
+from dgmjax.nn.conditioners import ConvResNet, get_activation, resolve_compute_dtype
 from dgmjax.nn.stack import stack_params, zip_layers
 
 __all__ = ["Glow"]
@@ -85,16 +86,32 @@ class Glow(FlowModule):
         return ConvResNet(self.features, self.num_blocks, 2 * (c - c // 2), self.activation,
                           compute_dtype=self.compute_dtype, parent=None)
 
+    unit_interval_data = True
+
+    def check_hyperparameters(self):
+        v.check_image_shape(self.image_shape)
+        v.check_positive_int(self.num_scales, "num_scales")
+        v.check_positive_int(self.num_steps, "num_steps")
+        v.check_positive_int(self.features, "features")
+        v.check_nonnegative_int(self.num_blocks, "num_blocks")
+        get_activation(self.activation)
+        check_scale_fn(self.scale_fn)
+        check_logit_alpha(self.logit_alpha)
+        v.check_bool(self.remat, "remat")
+        resolve_compute_dtype(self.compute_dtype)
+        self._channels()
+
     def setup(self):
+        self.check_hyperparameters()
         k = self.num_steps
         for s, (_, (h, w, c)) in enumerate(multiscale_shapes(self.image_shape, self._squeezes())):
             self.param(f"coupling_{s}", lambda rng, h=h, w=w, c=c: stack_params(
                 self._net(c), rng, k, jnp.zeros((1, h, w, c // 2))))
             self.param(f"invconv_{s}", lambda rng, c=c: {
-                "lower": jnp.zeros((k, c, c)), "upper": jnp.zeros((k, c, c)),
-                "log_diag": jnp.zeros((k, c))})
+                "lower": jnp.zeros((k, c, c), jnp.float32), "upper": jnp.zeros((k, c, c), jnp.float32),
+                "log_diag": jnp.zeros((k, c), jnp.float32)})
             self.param(f"actnorm_{s}", lambda rng, c=c: {
-                "loc": jnp.zeros((k, c)), "log_scale": jnp.zeros((k, c))})
+                "loc": jnp.zeros((k, c), jnp.float32), "log_scale": jnp.zeros((k, c), jnp.float32)})
 
     def event_shape(self):
         return tuple(self.image_shape)
@@ -158,7 +175,7 @@ class Glow(FlowModule):
 
     def __call__(self, x, context=None):
         if self.is_initializing():
-            v.check_float(x, "x")
-            v.check_event_shape(x, self.event_shape(), "x")
+            self.check_hyperparameters()
+            x = self.check_x(x)
             self._data_dependent_init(x)
         return super().__call__(x, context)

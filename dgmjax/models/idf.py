@@ -63,11 +63,13 @@ class IntegerDiscreteFlow(nn.Module):
     num_mixtures: int = 5
 
     def _squeezes(self):
-        if len(self.image_shape) != 3:
-            raise ValueError(f"`image_shape` must be (H, W, C); got {tuple(self.image_shape)}.")
+        v.check_image_shape(self.image_shape)
         v.check_num_levels(self.num_levels)
         v.check_positive_int(self.num_scales, "num_scales")
         v.check_positive_int(self.num_layers, "num_layers")
+        v.check_positive_int(self.features, "features")
+        v.check_nonnegative_int(self.num_blocks, "num_blocks")
+        v.check_positive_int(self.num_mixtures, "num_mixtures")
         return [True] * self.num_scales
 
     def _shapes(self):
@@ -151,16 +153,28 @@ class IntegerDiscreteFlow(nn.Module):
         return multiscale_flow(self.image_shape, [Scale(None, True, self._steps(s, shape[2]))
                                                   for s, shape in enumerate(self._shapes())])
 
+    def _check_event(self, a, name):
+        a = v.as_array(a, name)
+        v.check_event_shape(a, tuple(self.image_shape), name)
+        if a.dtype == jnp.bool_:
+            raise ValueError(f"`{name}` must hold integers (an integer dtype or floats holding integers); "
+                             f"got dtype bool.")
+        return a
+
     def latent(self, x):
         """The integer latent z = f(x) of integer images x (as float32 holding integers)."""
+        x = self._check_event(x, "x")
         return self.bijector().inverse(x.astype(jnp.float32))
 
     def image(self, z):
         """The image x = f^-1(z) of an integer latent z (as float32 holding integers)."""
+        z = self._check_event(z, "z")
         return self.bijector().forward(z.astype(jnp.float32))
 
     def __call__(self, x):
         """log P(x) in nats per image, exact (a discrete bijection has no Jacobian), shape (B,)."""
+        self._squeezes()
+        x = v.as_array(x, "x")
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.image_shape):
             raise ValueError(f"`x` must have shape (B,) + {tuple(self.image_shape)}; got {x.shape}.")
         v.check_integer_levels(x, self.num_levels, "x")
@@ -198,6 +212,7 @@ class IntegerDiscreteFlow(nn.Module):
 
     def latent_log_prob(self, z):
         """log P_Z(z) in nats, shape (B,), for integer latents z of the data's shape."""
+        z = v.as_array(z, "z")
         if z.ndim != 4 or tuple(z.shape[1:]) != tuple(self.image_shape):
             raise ValueError(f"`z` must have shape (B,) + {tuple(self.image_shape)}; got {z.shape}.")
         parts = split_latent(z, self.image_shape, self._squeezes())
@@ -211,6 +226,7 @@ class IntegerDiscreteFlow(nn.Module):
     def sample(self, key, num_samples: int):
         """Integer images (num_samples, H, W, C); values outside [0, num_levels) can occur."""
         num_samples = v.check_positive_int(num_samples, "num_samples")
+        self._squeezes()
         biases = self._level_biases()
         keys = jax.random.split(key, self.num_scales)
 

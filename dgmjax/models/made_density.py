@@ -12,7 +12,8 @@ import jax.numpy as jnp
 
 from dgmjax import _checks as v
 from dgmjax.distributions import LogisticMixtureHead
-from dgmjax.nn.made import MADE
+from dgmjax.nn.conditioners import get_activation
+from dgmjax.nn.made import MADE, made_order
 
 __all__ = ["MADEDensity"]
 
@@ -45,10 +46,21 @@ class MADEDensity(nn.Module):
     input_encoding: str = "one_hot"
     embedding_size: int = 16
 
+    def _check_config(self):
+        v.check_positive_int(self.event_size, "event_size")
+        v.check_num_levels(self.num_levels)
+        v.check_sizes(self.hidden_sizes, "hidden_sizes")
+        get_activation(self.activation)
+        made_order(self.order, self.event_size, self.order_seed)
+        v.check_choice(self.input_encoding, ("one_hot", "embedding"), "input_encoding")
+        v.check_positive_int(self.embedding_size, "embedding_size")
+        for attr in ("num_params", "initial_params"):
+            if not callable(getattr(self.head, attr, None)):
+                raise ValueError(f"`head` must be a likelihood head from dgmjax.distributions (with "
+                                 f"`{attr}`); got {self.head!r}.")
+
     def setup(self):
-        if self.input_encoding not in ("one_hot", "embedding"):
-            raise ValueError(f"`input_encoding` must be 'one_hot' or 'embedding'; got "
-                             f"{self.input_encoding!r}.")
+        self._check_config()
         self.made = MADE(self.event_size, tuple(self.hidden_sizes), self.head.num_params(self.num_levels),
                          self.order, self.order_seed, activation=self.activation,
                          output_bias=tuple(float(b) for b in self.head.initial_params(self.num_levels)),
@@ -58,14 +70,16 @@ class MADEDensity(nn.Module):
     def distribution(self, x) -> distrax.Distribution:
         """The conditionals at x as one distribution of vectors (evaluate it at x for log P(x))."""
         if tuple(getattr(self.head, "event_shape", ())) != ():
-            raise ValueError(f"MADEDensity takes a per-element head; got {self.head}.")
+            raise ValueError(f"`head` must be a per-element head (event shape ()); got {self.head}.")
         v.check_positive_int(self.event_size, "event_size")
+        x = v.as_array(x, "x")
         if x.ndim < 1 or x.shape[-1] != self.event_size:
             raise ValueError(f"`x` must have shape (..., {self.event_size}); got {x.shape}.")
         return distrax.Independent(self.head(self.made(x), self.num_levels), 1)
 
     def __call__(self, x):
         """log P(x) in nats, exact, shape x.shape[:-1]."""
+        x = v.as_array(x, "x")
         return self.distribution(x).log_prob(x)
 
     def sample(self, key, num_samples: int):

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from dgmjax import _checks as v
 from dgmjax._checks import check_context
 from dgmjax.distributions import LogisticMixtureHead
-from dgmjax.nn.conv import Conv
+from dgmjax.nn.conv import IMPLS, Conv
 from dgmjax.nn.stack import stack_params
 
 __all__ = ["PixelCNN", "down_shift", "right_shift"]
@@ -125,10 +125,12 @@ class PixelCNN(nn.Module):
     conv_impl: str = "auto"
 
     def _check_config(self):
-        if len(self.image_shape) != 3:
-            raise ValueError(f"`image_shape` must be (H, W, C); got {tuple(self.image_shape)}.")
+        v.check_image_shape(self.image_shape)
         v.check_num_levels(self.num_levels)
+        v.check_positive_int(self.features, "features")
         v.check_positive_int(self.num_blocks, "num_blocks")
+        v.check_nonnegative_int(self.context_size, "context_size")
+        v.check_choice(self.conv_impl, IMPLS, "conv_impl")
         event = tuple(getattr(self.head, "event_shape", ()))
         if event not in ((), (self.image_shape[-1],)):
             raise ValueError(f"`head` {self.head} models pixels of {event[0]} channels; the images have "
@@ -153,9 +155,11 @@ class PixelCNN(nn.Module):
 
     def _check_x(self, x):
         self._check_config()
+        x = v.as_array(x, "x")
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.image_shape):
             raise ValueError(f"`x` must have shape (B,) + {tuple(self.image_shape)}; got {x.shape}.")
         v.check_integer_levels(x, self.num_levels, "x")
+        return x
 
     @nn.compact
     def network(self, x, context=None):
@@ -194,12 +198,13 @@ class PixelCNN(nn.Module):
     def distribution(self, x, context=None) -> distrax.Distribution:
         """The distribution of images whose pixels are conditioned on those of x before them
         (evaluate it at x for log P(x)): batch shape (B,), event shape (H, W, C)."""
-        self._check_x(x)
+        x = self._check_x(x)
         out = self.network(x, self._context(context, x.shape[0]))
         return distrax.Independent(self._pixel_distribution(out), 2)
 
     def __call__(self, x, context=None):
         """log P(x) in nats per image (exact: the model is discrete), shape (B,)."""
+        x = self._check_x(x)
         return self.distribution(x, context).log_prob(x)
 
     def sample(self, key, num_samples: int, context=None):

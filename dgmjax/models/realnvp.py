@@ -35,9 +35,10 @@ from dgmjax.bijectors import (
     multiscale_flow,
     multiscale_shapes,
 )
-from dgmjax.models.autoregressive import permutation_constants
-from dgmjax.models.base import FlowModule
-from dgmjax.nn.conditioners import MLP, ConvResNet
+from dgmjax.bijectors.coupling import check_scale_fn
+from dgmjax.models.autoregressive import PERMUTATIONS, permutation_constants
+from dgmjax.models.base import FlowModule, check_logit_alpha
+from dgmjax.nn.conditioners import MLP, ConvResNet, get_activation, resolve_compute_dtype
 from dgmjax.nn.stack import stack_params
 
 __all__ = ["ImageRealNVP", "RealNVP"]
@@ -93,15 +94,26 @@ class RealNVP(FlowModule):
             return self.permutation
         return "none" if self.coupling == "masked" else "reversed"
 
-    def setup(self):
+    def check_hyperparameters(self):
+        if isinstance(self.event_size, bool) or not isinstance(self.event_size, (int, np.integer)) \
+                or self.event_size < 2:
+            raise ValueError(f"`event_size` must be an int >= 2 for coupling; got {self.event_size!r}.")
         v.check_positive_int(self.num_layers, "num_layers")
-        if self.event_size < 2:
-            raise ValueError(f"`event_size` must be >= 2 for coupling; got {self.event_size}.")
-        if self.coupling not in ("masked", "split"):
-            raise ValueError(f"`coupling` must be 'masked' or 'split'; got {self.coupling!r}.")
+        v.check_sizes(self.hidden_sizes, "hidden_sizes", allow_empty=True)
+        get_activation(self.activation)
+        check_scale_fn(self.scale_fn)
+        v.check_choice(self.coupling, ("masked", "split"), "coupling")
+        if self.permutation is not None:
+            v.check_choice(self.permutation, PERMUTATIONS, "permutation")
         if self.coupling == "split" and self._permutation() == "none":
             raise ValueError("split couplings need `permutation` 'reversed' or 'random'; with 'none' "
                              "the same half would be transformed in every layer.")
+        v.check_bool(self.remat, "remat")
+        v.check_bool(self.scan_layers, "scan_layers")
+        resolve_compute_dtype(self.compute_dtype)
+
+    def setup(self):
+        self.check_hyperparameters()
         width = self.event_size if self.coupling == "masked" else self._split_index()
         self.conditioners = self.param("conditioners", lambda rng: stack_params(
             self._net(), rng, self.num_layers, jnp.zeros((1, width)), scan=self.scan_layers))
@@ -186,8 +198,24 @@ class ImageRealNVP(FlowModule):
         return ConvResNet(self.features, self.num_blocks, out_channels, self.activation,
                           compute_dtype=self.compute_dtype, parent=None)
 
-    def setup(self):
+    unit_interval_data = True
+
+    def check_hyperparameters(self):
+        v.check_image_shape(self.image_shape)
+        v.check_positive_int(self.num_scales, "num_scales")
         v.check_positive_int(self.num_checkerboard, "num_checkerboard")
+        v.check_positive_int(self.num_channelwise, "num_channelwise")
+        v.check_positive_int(self.features, "features")
+        v.check_nonnegative_int(self.num_blocks, "num_blocks")
+        get_activation(self.activation)
+        check_scale_fn(self.scale_fn)
+        check_logit_alpha(self.logit_alpha)
+        v.check_bool(self.remat, "remat")
+        resolve_compute_dtype(self.compute_dtype)
+        self._shapes()
+
+    def setup(self):
+        self.check_hyperparameters()
         stacks = {}
         for s, ((h, w, c), (hs, ws, cs)) in enumerate(self._shapes()):
             stacks[f"checkerboard_{s}"] = self.param(f"checkerboard_{s}", lambda rng, h=h, w=w, c=c: (

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from dgmjax import _checks as v
 from dgmjax.nn.conv import Conv
 
 _ACTIVATIONS: dict[str, Callable] = {"relu": nn.relu, "gelu": nn.gelu, "elu": nn.elu,
@@ -26,14 +27,14 @@ def resolve_compute_dtype(name: str | None):
     "float16" for mixed precision (parameters stay float32, outputs come back as float32)."""
     if name is None or name == "float32":
         return None
-    if name not in COMPUTE_DTYPES:
+    if not isinstance(name, str) or name not in COMPUTE_DTYPES:
         raise ValueError(f"`compute_dtype` must be one of {COMPUTE_DTYPES} or None; got {name!r}.")
     return jnp.dtype(name)
 
 
 def get_activation(name: str) -> Callable:
     """The activation function called `name`: "relu", "gelu", "elu", "silu" or "tanh"."""
-    if name not in _ACTIVATIONS:
+    if not isinstance(name, str) or name not in _ACTIVATIONS:
         raise ValueError(f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {name!r}.")
     return _ACTIVATIONS[name]
 
@@ -59,15 +60,21 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x):
+        hidden_sizes = v.check_sizes(self.hidden_sizes, "hidden_sizes", allow_empty=True)
+        out_shape = v.check_sizes(self.out_shape, "out_shape")
         act = get_activation(self.activation)
         dt = resolve_compute_dtype(self.compute_dtype)
+        x = v.as_array(x, "x")
+        if x.ndim < 1:
+            raise ValueError("`x` must have shape (..., features); got a scalar.")
+        v.check_float(x, "x")
         h = x if dt is None else x.astype(dt)
-        for width in self.hidden_sizes:
+        for width in hidden_sizes:
             h = act(nn.Dense(width, dtype=dt)(h))
         init = nn.initializers.zeros if self.zero_init_output else nn.initializers.lecun_normal()
-        out = nn.Dense(math.prod(self.out_shape), kernel_init=init, bias_init=nn.initializers.zeros,
+        out = nn.Dense(math.prod(out_shape), kernel_init=init, bias_init=nn.initializers.zeros,
                        dtype=dt)(h)
-        return out.astype(x.dtype).reshape(x.shape[:-1] + tuple(self.out_shape))
+        return out.astype(x.dtype).reshape(x.shape[:-1] + out_shape)
 
 
 class ResidualBlock(nn.Module):
@@ -85,7 +92,12 @@ class ResidualBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x):
+        features = v.check_positive_int(self.features, "features")
         act = get_activation(self.activation)
+        x = v.as_array(x, "x")
+        if x.ndim < 3 or x.shape[-1] != features:
+            raise ValueError(f"`x` must have shape (..., H, W, features={features}) (the block adds its "
+                             f"output to x); got {x.shape}.")
         h = Conv(self.features, (3, 3), impl=self.conv_impl)(act(x))
         h = Conv(self.features, (1, 1), impl=self.conv_impl)(act(h))
         return x + h
@@ -112,6 +124,14 @@ class ConvResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x):
+        v.check_positive_int(self.features, "features")
+        v.check_nonnegative_int(self.num_blocks, "num_blocks")
+        v.check_positive_int(self.out_channels, "out_channels")
+        get_activation(self.activation)
+        x = v.as_array(x, "x")
+        if x.ndim < 3:
+            raise ValueError(f"`x` must have shape (..., H, W, C); got {x.shape}.")
+        v.check_float(x, "x")
         batch_shape, event_shape = x.shape[:-3], x.shape[-3:]
         dt = resolve_compute_dtype(self.compute_dtype)
         h = x.reshape((-1,) + event_shape)

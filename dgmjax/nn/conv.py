@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 IMPLS = ("auto", "xla", "shifted_matmul")
 
@@ -36,7 +37,8 @@ def conv2d_same(x: jax.Array, kernel: jax.Array, impl: str = "auto", padding=Non
     """
     if impl not in IMPLS:
         raise ValueError(f"`impl` must be one of {IMPLS}; got {impl!r}.")
-    if x.ndim != 4 or kernel.ndim != 4 or x.shape[-1] != kernel.shape[2]:
+    if not hasattr(x, "ndim") or not hasattr(kernel, "ndim") or x.ndim != 4 or kernel.ndim != 4 \
+            or x.shape[-1] != kernel.shape[2]:
         raise ValueError(
             f"`x` must be NHWC and `kernel` HWIO with matching input channels; got x {x.shape}, "
             f"kernel {kernel.shape}."
@@ -44,7 +46,13 @@ def conv2d_same(x: jax.Array, kernel: jax.Array, impl: str = "auto", padding=Non
     kh, kw = kernel.shape[:2]
     if padding is None:
         padding = (_same_padding(kh), _same_padding(kw))
-    padding = tuple(tuple(int(p) for p in pair) for pair in padding)
+    try:
+        padding = tuple(tuple(int(p) for p in pair) for pair in padding)
+    except (TypeError, ValueError):
+        raise ValueError(f"`padding` must be ((top, bottom), (left, right)) of ints; got "
+                         f"{padding!r}.") from None
+    if len(padding) != 2 or any(len(pair) != 2 or min(pair) < 0 for pair in padding):
+        raise ValueError(f"`padding` must be ((top, bottom), (left, right)) of ints >= 0; got {padding!r}.")
     if sum(padding[0]) != kh - 1 or sum(padding[1]) != kw - 1:
         raise ValueError(f"`padding` {padding} must add kh - 1 = {kh - 1} rows and kw - 1 = {kw - 1} "
                          "columns, so the output keeps H x W.")
@@ -82,7 +90,17 @@ class Conv(nn.Module):
 
     @nn.compact
     def __call__(self, x, kernel_mask=None):
-        kh, kw = self.kernel_size
+        if isinstance(self.features, bool) or not isinstance(self.features, int | np.integer) \
+                or self.features < 1:
+            raise ValueError(f"`features` must be a positive int; got {self.features!r}.")
+        ks = tuple(self.kernel_size) if isinstance(self.kernel_size, Sequence) else None
+        if ks is None or len(ks) != 2 or any(isinstance(k, bool) or not isinstance(k, int | np.integer)
+                                             or k < 1 for k in ks):
+            raise ValueError(f"`kernel_size` must be (kh, kw) of positive ints; got {self.kernel_size!r}.")
+        if not hasattr(x, "shape") or x.ndim < 3:
+            raise ValueError(f"`x` must have shape (..., H, W, C); got "
+                             f"{getattr(x, 'shape', type(x).__name__)}.")
+        kh, kw = ks
         kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
         if kernel_mask is not None:
             kernel = kernel * kernel_mask

@@ -38,6 +38,7 @@ INPUT_ENCODINGS = ("real", "one_hot", "embedding")
 
 def made_order(order: str | Sequence[int], event_size: int, seed: int = 0) -> np.ndarray:
     """The input order as a permutation of range(event_size): order[i] is the i-th variable."""
+    event_size = v.check_positive_int(event_size, "event_size")
     if isinstance(order, str):
         if order == "natural":
             return np.arange(event_size)
@@ -56,7 +57,9 @@ def made_order(order: str | Sequence[int], event_size: int, seed: int = 0) -> np
 
 def made_degrees(event_size: int, hidden_sizes: Sequence[int], order) -> list[np.ndarray]:
     """Degrees of the input layer (per variable) and of every hidden layer."""
-    perm = np.asarray(order)
+    event_size = v.check_positive_int(event_size, "event_size")
+    hidden_sizes = v.check_sizes(hidden_sizes, "hidden_sizes", allow_empty=True)
+    perm = made_order(order, event_size) if not isinstance(order, str) else made_order(order, event_size)
     input_degrees = np.empty(event_size, np.int64)
     input_degrees[perm] = np.arange(1, event_size + 1)
     degrees = [input_degrees]
@@ -74,6 +77,8 @@ def made_degrees(event_size: int, hidden_sizes: Sequence[int], order) -> list[np
 
 def made_masks(event_size: int, hidden_sizes: Sequence[int], order, num_params: int = 1):
     """Binary masks (in, out) of every layer; the output mask repeats per parameter."""
+    num_params = v.check_positive_int(num_params, "num_params")
+    hidden_sizes = v.check_sizes(hidden_sizes, "hidden_sizes", allow_empty=True)
     degrees = made_degrees(event_size, hidden_sizes, order)
     masks = [(degrees[i][:, None] <= degrees[i + 1][None, :]) for i in range(len(hidden_sizes))]
     out = degrees[-1][:, None] < degrees[0][None, :]  # (H_last or D, D)
@@ -160,12 +165,24 @@ class MADE(nn.Module):
 
     @nn.compact
     def __call__(self, x, context=None):
-        d = self.event_size
-        if not self.hidden_sizes:
-            raise ValueError("`hidden_sizes` must hold at least one layer width.")
+        d = v.check_positive_int(self.event_size, "event_size")
+        v.check_sizes(self.hidden_sizes, "hidden_sizes")
+        v.check_positive_int(self.num_params, "num_params")
+        v.check_nonnegative_int(self.context_size, "context_size")
+        get_activation(self.activation)
+        resolve_compute_dtype(self.compute_dtype)
+        x = v.as_array(x, "x")
         if x.ndim < 1 or x.shape[-1] != d:
             raise ValueError(f"`x` must have last axis of size event_size={d}; got shape {x.shape}.")
         context = v.check_context(context, self.context_size, "MADE")
+        if context is not None:
+            v.check_float(context, "context")
+            try:
+                jnp.broadcast_shapes(x.shape[:-1], context.shape[:-1])
+            except ValueError:
+                raise ValueError(f"`context` batch shape {context.shape[:-1]} does not broadcast against the "
+                                 f"batch shape {x.shape[:-1]} of `x` (shape {x.shape}); expected one "
+                                 f"context per example or one for all.") from None
         if self.output_bias is not None and len(self.output_bias) != self.num_params:
             raise ValueError(f"`output_bias` must hold num_params={self.num_params} values; got "
                              f"{len(self.output_bias)}.")

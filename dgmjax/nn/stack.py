@@ -36,13 +36,14 @@ def zip_layers(**parts):
     """
     parts = {k: p for k, p in parts.items() if p is not None}
     if not parts:
-        raise ValueError("zip_layers needs at least one part.")
+        raise ValueError("`parts`: zip_layers needs at least one part that is not None; got none.")
     lists = {k: p for k, p in parts.items() if isinstance(p, (list, tuple))}
     if not lists:
         return parts
     lengths = {len(p) for p in lists.values()}
     if len(lengths) != 1:
-        raise ValueError(f"per-layer parts must have one length; got {sorted(lengths)}.")
+        raise ValueError(f"`parts` given as per-layer lists must have one length; got lengths "
+                         f"{ {k: len(p) for k, p in lists.items()} }.")
     num = lengths.pop()
     return [{k: (p[i] if k in lists else jax.tree_util.tree_map(lambda a, i=i: a[i], p))
              for k, p in parts.items()} for i in range(num)]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dgmjax.bijectors import (
+    SIGMOID_MAX_LOG_SCALE,
     affine_coupling,
     affine_split_coupling,
     alternating_mask,
@@ -48,9 +49,11 @@ def test_bounded_log_scale_is_bounded_on_the_density_side_and_zero_at_zero():
         # data -> noise scales by exp(-ls): at most e^2 (tanh) or 2 (sigmoid), whatever `raw` is.
         assert float((-ls).max()) <= (2.0 if fn == "tanh" else np.log(2.0)) + 1e-6
     np.testing.assert_allclose(bounded_log_scale(raw, "tanh"), 2.0 * np.tanh(raw64 / 2.0), rtol=1e-6)
-    # Glow: the density side multiplies by 2 sigmoid(raw) (float64, written independently).
-    log_inverse_scale = np.log(2.0) - np.logaddexp(0.0, -raw64)
+    # Glow: the density side multiplies by 2 sigmoid(raw) (float64, written independently), floored
+    # at exp(-SIGMOID_MAX_LOG_SCALE) so that the sampling side's 1 / (2 sigmoid(raw)) stays finite.
+    log_inverse_scale = np.maximum(np.log(2.0) - np.logaddexp(0.0, -raw64), -SIGMOID_MAX_LOG_SCALE)
     np.testing.assert_allclose(-bounded_log_scale(raw, "sigmoid"), log_inverse_scale, rtol=1e-6, atol=1e-6)
+    assert SIGMOID_MAX_LOG_SCALE == 10.0 and float(bounded_log_scale(jnp.float32(-10.0), "sigmoid")) < 10.0
     with pytest.raises(ValueError, match="scale_fn"):
         bounded_log_scale(raw, "exp")
 
