@@ -139,11 +139,10 @@ def test_no_intact_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
 
 
 def test_at_least_two_checkpoints_are_kept_across_resumes(tmp_path):
-    run(tmp_path, num_steps=20, max_steps_per_run=8)
-    run(tmp_path, num_steps=20, max_steps_per_run=6)
-    run(tmp_path, num_steps=20)
+    run(tmp_path, num_steps=12, max_steps_per_run=6)  # saves steps 4 and 6 (the stop)
+    run(tmp_path, num_steps=12)  # resumes at 6, saves 8 and 12
     ckpt = Checkpointer(tmp_path / "checkpoints")
-    assert ckpt.all_steps() == [16, 20]
+    assert ckpt.all_steps() == [8, 12]
     ckpt.close()
     with pytest.raises(ValueError, match="max_to_keep"):
         Checkpointer(tmp_path / "other", max_to_keep=0)
