@@ -11,6 +11,7 @@ save, or before any compute.
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,8 +67,6 @@ def flip(step_dir):
 
 
 def remove_item(step_dir):
-    import shutil
-
     shutil.rmtree(step_dir / "state")
 
 
@@ -90,15 +89,25 @@ def uninterrupted(tmp_path_factory):
     return state
 
 
+@pytest.fixture(scope="module")
+def stopped_at_8(tmp_path_factory):
+    """A workdir of the 12-step run stopped at step 8, checkpoints at steps 4 and 8 (copied per test)."""
+    workdir = tmp_path_factory.mktemp("stopped")
+    run(workdir, num_steps=12, max_steps_per_run=8)
+    return workdir
+
+
 # orbax's failed reads leave an asyncio callback behind that reports a closed event loop at collection
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 @pytest.mark.parametrize("fault", list(DAMAGE))
-def test_damaged_newest_checkpoint_falls_back_to_the_intact_one(tmp_path, uninterrupted, fault, capsys):
+def test_damaged_newest_checkpoint_falls_back_to_the_intact_one(tmp_path, uninterrupted, stopped_at_8, fault,
+                                                                capsys):
     """Steps 4 and 8 are saved, step 8's checkpoint is damaged: the rerun names it, moves it aside,
     resumes from step 4 and ends bit for bit where the uninterrupted run ends."""
-    run(tmp_path, num_steps=12, max_steps_per_run=8)
+    tmp_path = tmp_path / "run"
+    shutil.copytree(stopped_at_8, tmp_path)
     DAMAGE[fault](tmp_path / "checkpoints" / "8")
     capsys.readouterr()
     with pytest.warns(UserWarning, match="step 8"):
@@ -118,10 +127,11 @@ def test_damaged_newest_checkpoint_falls_back_to_the_intact_one(tmp_path, uninte
     assert steps == sorted(set(steps), key=steps.index)  # one record per window
 
 
-def test_truncated_step_metadata_with_intact_arrays_is_used(tmp_path, uninterrupted):
+def test_truncated_step_metadata_with_intact_arrays_is_used(tmp_path, uninterrupted, stopped_at_8):
     """The step's own metadata file is not needed to load it: its arrays pass their checksums, so
     the run resumes from it (orbax logs the unreadable file)."""
-    run(tmp_path, num_steps=12, max_steps_per_run=8)
+    tmp_path = tmp_path / "run"
+    shutil.copytree(stopped_at_8, tmp_path)
     truncate_checkpoint_metadata(tmp_path / "checkpoints" / "8")
     resumed = run(tmp_path, num_steps=12, verbose=True)
     assert not (tmp_path / "checkpoints_rejected").exists()
@@ -281,7 +291,7 @@ def test_checked_mode_names_a_bad_batch_inside_jit(tmp_path):
         train(loss, fresh_state(6), bad_at_3, num_steps=6, key=jax.random.PRNGKey(2), verbose=False,
               checked=True)
     checked = train(loss, fresh_state(6), batches, num_steps=6, key=jax.random.PRNGKey(2), verbose=False,
-                    checked=True)
+                    checked=True)  # good batches pass, to the same result as unchecked
     unchecked = train(loss, fresh_state(6), batches, num_steps=6, key=jax.random.PRNGKey(2), verbose=False)
     chex.assert_trees_all_close(checked.params, unchecked.params, rtol=1e-6, atol=1e-7)
 

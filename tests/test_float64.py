@@ -1,7 +1,7 @@
 """float64 mode (JAX_ENABLE_X64=1): the flow models take float32 and float64 input end to end.
 
 One subprocess with JAX_ENABLE_X64=1 (the mode is process-wide): log_prob and sample of MAF
-(ActNorm, fixed-point and sequential solvers), IAF, RealNVP, ImageRealNVP, Glow and IDF on small
+(ActNorm; its LayerStack scan is RealNVP's too), IAF, ImageRealNVP, Glow and IDF on small
 shapes, with float32 input (what `uniform_noise` returns) and float64 input, and one jitted train step
 of a MAF through `dgmjax.training.make_train_step`. Before the fix, a float32 input met float64
 parameters in a `lax.scan` carry and raised a TypeError.
@@ -15,7 +15,7 @@ import textwrap
 SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np, optax
     assert jax.config.jax_enable_x64
-    from dgmjax.models import MAF, IAF, RealNVP, ImageRealNVP, Glow, IntegerDiscreteFlow
+    from dgmjax.models import MAF, IAF, ImageRealNVP, Glow, IntegerDiscreteFlow
     from dgmjax.training import TrainState, make_train_step
 
     key = jax.random.PRNGKey(0)
@@ -24,9 +24,7 @@ SCRIPT = textwrap.dedent("""
     img = rng.uniform(0.05, 0.95, (2, 4, 4, 1))
     models = [
         ("MAF", MAF(3, num_layers=2, hidden_sizes=(8,), actnorm=True), vec),
-        ("MAF fixed_point", MAF(3, num_layers=1, hidden_sizes=(8,), solver="fixed_point"), vec),
         ("IAF", IAF(3, num_layers=1, hidden_sizes=(8,)), vec),
-        ("RealNVP", RealNVP(3, num_layers=2, hidden_sizes=(8,)), vec),
         ("ImageRealNVP", ImageRealNVP((4, 4, 1), num_scales=1, num_checkerboard=1, features=4,
                                       num_blocks=0), img),
         ("Glow", Glow((4, 4, 1), num_scales=1, num_steps=2, features=4, num_blocks=0), img),
@@ -64,4 +62,4 @@ def test_flow_models_run_in_float64_mode_with_float32_and_float64_input():
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count(" ok") == 14, proc.stdout
+    assert proc.stdout.count(" ok") == 10, proc.stdout
