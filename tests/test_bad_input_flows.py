@@ -669,6 +669,12 @@ CASES = [
     ("ImageRealNVP", "features 0", lambda: init(M.ImageRealNVP((4, 4, 2), features=0), IMG), "`features`"),
     (
         "ImageRealNVP",
+        "unknown conditioner",
+        lambda: init(M.ImageRealNVP((4, 4, 2), conditioner="dense"), IMG),
+        "`conditioner`",
+    ),
+    (
+        "ImageRealNVP",
         "num_scales 0",
         lambda: init(M.ImageRealNVP((4, 4, 2), num_scales=0), IMG),
         "`num_scales`",
@@ -713,6 +719,7 @@ CASES = [
     ("Glow", "num_steps 0", lambda: init(M.Glow((4, 4, 2), num_steps=0), IMG), "`num_steps`"),
     ("Glow", "features 0", lambda: init(M.Glow((4, 4, 2), features=0), IMG), "`features`"),
     ("Glow", "unknown scale_fn", lambda: init(M.Glow((4, 4, 2), scale_fn="exp"), IMG), "`scale_fn`"),
+    ("Glow", "unknown conditioner", lambda: init(M.Glow((4, 4, 2), conditioner="dense"), IMG), "`conditioner`"),
     ("Glow", "image_shape (H, W)", lambda: init(M.Glow((4, 4)), IMG), "`image_shape`"),
     ("Glow", "uint8 levels", lambda: apply(glow, (IMG * 255).astype(np.uint8)), "`x`"),
     ("Glow", "float levels in [0, 16] (not scaled)", lambda: apply(glow, IMG * 16), "scale levels to [0, 1]"),
@@ -822,6 +829,7 @@ CASES = [
     ("ConvResNet", "num_blocks -1", lambda: init(N.ConvResNet(4, -1, 2), IMG), "`num_blocks`"),
     ("ConvResNet", "out_channels 0", lambda: init(N.ConvResNet(4, 1, 0), IMG), "`out_channels`"),
     ("ConvResNet", "a vector input", lambda: init(N.ConvResNet(4, 1, 2), X4), "`x`"),
+    ("ConvResNet", "unknown block", lambda: init(N.ConvResNet(4, 1, 2, block="dense"), IMG), "`block`"),
     ("ResidualBlock", "input channels other than features", lambda: init(N.ResidualBlock(4), IMG), "`x`"),
     ("Conv", "features 0", lambda: init(N.Conv(0), IMG), "`features`"),
     ("Conv", "kernel_size (3,)", lambda: init(N.Conv(2, (3,)), IMG), "`kernel_size`"),

@@ -180,3 +180,34 @@ def test_made_output_bias_sets_the_initial_outputs(encoding):
 def test_made_encoding_bad_inputs(kwargs, x, match):
     with pytest.raises(ValueError, match=match):
         MADE(4, (8,), 3, **kwargs).init(jax.random.PRNGKey(0), x)
+
+
+# ----------------------------------------------------------------------------- conv conditioners
+def test_gated_conv_resnet_against_its_definition():
+    """ConvResNet(block="gated") = zero-init conv3x3(concat_elu(x + a * sigmoid(b))) after an input conv,
+    (a, b) = conv1x1(concat_elu(conv3x3(concat_elu(h)))), written here with lax convolutions."""
+    from dgmjax.nn import ConvResNet
+
+    net = ConvResNet(features=6, num_blocks=1, out_channels=4, block="gated")
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 5, 3))
+    params = _perturb(net.init(jax.random.PRNGKey(1), x), 2)
+    p = params["params"]
+
+    def conv(h, q):
+        out = jax.lax.conv_general_dilated(h, q["kernel"], (1, 1), "SAME",
+                                           dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                           precision=jax.lax.Precision.HIGHEST)
+        return out + q["bias"]
+
+    def celu(h):
+        return jnp.concatenate([jax.nn.elu(h), jax.nn.elu(-h)], -1)
+
+    h = conv(x, p["Conv_0"])
+    g = p["GatedResidualBlock_0"]
+    a, b = jnp.split(conv(celu(conv(celu(h), g["Conv_0"])), g["Conv_1"]), 2, -1)
+    expected = conv(celu(h + a * jax.nn.sigmoid(b)), p["Conv_1"])
+    # float32 round-off of four chained convolutions of up to 9 x 12 terms each, outputs of order 1-10
+    with jax.default_matmul_precision("float32"):
+        np.testing.assert_allclose(net.apply(params, x), expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="`block`"):
+        ConvResNet(features=6, num_blocks=1, out_channels=4, block="dense").init(jax.random.PRNGKey(1), x)

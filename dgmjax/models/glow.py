@@ -36,7 +36,7 @@ from dgmjax.bijectors import (
 )
 from dgmjax.bijectors.coupling import check_scale_fn
 from dgmjax.models.base import FlowModule, actnorm_stack_init, check_logit_alpha
-from dgmjax.nn.conditioners import ConvResNet, get_activation, resolve_compute_dtype
+from dgmjax.nn.conditioners import BLOCKS, ConvResNet, get_activation, resolve_compute_dtype
 from dgmjax.nn.stack import stack_params, zip_layers
 
 __all__ = ["Glow"]
@@ -52,6 +52,8 @@ class Glow(FlowModule):
         squeeze).
       num_steps: flow steps per scale.
       features, num_blocks, activation: the coupling conditioners (ConvResNet).
+      conditioner: the ConvResNet's blocks: "residual" (pre-activation, with
+        `activation`) or "gated" (gated residual convs with concat-ELU).
       scale_fn: coupling scale bound ("sigmoid" as in Glow, or "tanh").
       logit_alpha: None (data used as is; ActNorm centres it) or the alpha of
         a logit preprocessing (`ScaledSigmoid` on the data side), whose
@@ -68,6 +70,7 @@ class Glow(FlowModule):
     features: int = 128
     num_blocks: int = 1
     activation: str = "relu"
+    conditioner: str = "residual"
     scale_fn: str = "sigmoid"
     logit_alpha: float | None = None
     remat: bool = False
@@ -84,7 +87,7 @@ class Glow(FlowModule):
 
     def _net(self, c: int) -> ConvResNet:
         return ConvResNet(self.features, self.num_blocks, 2 * (c - c // 2), self.activation,
-                          compute_dtype=self.compute_dtype, parent=None)
+                          compute_dtype=self.compute_dtype, block=self.conditioner, parent=None)
 
     unit_interval_data = True
 
@@ -95,6 +98,7 @@ class Glow(FlowModule):
         v.check_positive_int(self.features, "features")
         v.check_nonnegative_int(self.num_blocks, "num_blocks")
         get_activation(self.activation)
+        v.check_choice(self.conditioner, BLOCKS, "conditioner")
         check_scale_fn(self.scale_fn)
         check_logit_alpha(self.logit_alpha)
         v.check_bool(self.remat, "remat")

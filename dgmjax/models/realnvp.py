@@ -38,7 +38,7 @@ from dgmjax.bijectors import (
 from dgmjax.bijectors.coupling import check_scale_fn
 from dgmjax.models.autoregressive import PERMUTATIONS, permutation_constants
 from dgmjax.models.base import FlowModule, check_logit_alpha
-from dgmjax.nn.conditioners import MLP, ConvResNet, get_activation, resolve_compute_dtype
+from dgmjax.nn.conditioners import BLOCKS, MLP, ConvResNet, get_activation, resolve_compute_dtype
 from dgmjax.nn.stack import stack_params
 
 __all__ = ["ImageRealNVP", "RealNVP"]
@@ -167,6 +167,8 @@ class ImageRealNVP(FlowModule):
       num_scales: scales, each but the last ending in a factor-out.
       num_checkerboard, num_channelwise: couplings per scale.
       features, num_blocks, activation: the ConvResNet conditioners.
+      conditioner: their blocks: "residual" (pre-activation, with
+        `activation`) or "gated" (gated residual convs with concat-ELU).
       scale_fn: coupling scale bound ("tanh" or "sigmoid").
       logit_alpha: the logit preprocessing's alpha, or None for none.
       remat: recompute activations in the backward pass to save memory.
@@ -182,6 +184,7 @@ class ImageRealNVP(FlowModule):
     features: int = 64
     num_blocks: int = 2
     activation: str = "gelu"
+    conditioner: str = "residual"
     scale_fn: str = "tanh"
     logit_alpha: float | None = 0.05
     remat: bool = False
@@ -196,7 +199,7 @@ class ImageRealNVP(FlowModule):
 
     def _net(self, out_channels: int) -> ConvResNet:
         return ConvResNet(self.features, self.num_blocks, out_channels, self.activation,
-                          compute_dtype=self.compute_dtype, parent=None)
+                          compute_dtype=self.compute_dtype, block=self.conditioner, parent=None)
 
     unit_interval_data = True
 
@@ -208,6 +211,7 @@ class ImageRealNVP(FlowModule):
         v.check_positive_int(self.features, "features")
         v.check_nonnegative_int(self.num_blocks, "num_blocks")
         get_activation(self.activation)
+        v.check_choice(self.conditioner, BLOCKS, "conditioner")
         check_scale_fn(self.scale_fn)
         check_logit_alpha(self.logit_alpha)
         v.check_bool(self.remat, "remat")

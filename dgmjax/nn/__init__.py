@@ -1,7 +1,14 @@
 """Flax linen networks: MADE, the coupling conditioners (MLP, ConvResNet), a scan-friendly Conv,
 and `stack_params` for stacks of identical layers."""
 
-from dgmjax.nn.conditioners import MLP, ConvResNet, ResidualBlock, get_activation
+from dgmjax.nn.conditioners import (
+    MLP,
+    ConvResNet,
+    GatedResidualBlock,
+    ResidualBlock,
+    concat_elu,
+    get_activation,
+)
 from dgmjax.nn.conv import Conv, conv2d_same
 from dgmjax.nn.made import MADE, MaskedDense, made_degrees, made_masks, made_order
 from dgmjax.nn.stack import stack_params, zip_layers
@@ -11,8 +18,10 @@ __all__ = [
     "MLP",
     "Conv",
     "ConvResNet",
+    "GatedResidualBlock",
     "MaskedDense",
     "ResidualBlock",
+    "concat_elu",
     "conv2d_same",
     "get_activation",
     "made_degrees",

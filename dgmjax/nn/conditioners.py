@@ -103,12 +103,48 @@ class ResidualBlock(nn.Module):
         return x + h
 
 
+def concat_elu(x):
+    """ELU of x and of -x, concatenated on the last axis (PixelCNN++): twice the channels."""
+    return nn.elu(jnp.concatenate([x, -x], -1))
+
+
+class GatedResidualBlock(nn.Module):
+    """Gated residual block with concat-ELU (PixelCNN++, Flow++) on NHWC images:
+    `x + a * sigmoid(b)` where `(a, b) = conv1x1(concat_elu(conv3x3(concat_elu(x))))` split in two.
+
+    Attributes:
+      features: channels of the input and of the output; must equal the input's channels.
+      conv_impl: implementation of the convolutions (see `conv2d_same`).
+    """
+
+    features: int
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x):
+        features = v.check_positive_int(self.features, "features")
+        x = v.as_array(x, "x")
+        if x.ndim < 3 or x.shape[-1] != features:
+            raise ValueError(f"`x` must have shape (..., H, W, features={features}) (the block adds its "
+                             f"output to x); got {x.shape}.")
+        h = Conv(features, (3, 3), impl=self.conv_impl)(concat_elu(x))
+        h = Conv(2 * features, (1, 1), impl=self.conv_impl)(concat_elu(h))
+        a, b = jnp.split(h, 2, axis=-1)
+        return x + a * nn.sigmoid(b)
+
+
+BLOCKS = ("residual", "gated")
+
+
 class ConvResNet(nn.Module):
     """Convolutional ResNet on NHWC images, keeping H and W.
 
-    Input conv (3x3) to `features` channels, `num_blocks` residual blocks
-    (3x3 then 1x1 conv, pre-activation), and a zero-initialized 3x3 output conv
-    to `out_channels`. Leading batch axes beyond one are flattened and restored.
+    Input conv (3x3) to `features` channels, `num_blocks` residual blocks,
+    and a zero-initialized 3x3 output conv to `out_channels`. The blocks are
+    `block="residual"`: pre-activation `ResidualBlock`s (3x3 then 1x1 conv,
+    `activation`), or `block="gated"`: `GatedResidualBlock`s with concat-ELU
+    as in Flow++ (`activation` then unused; the output conv sees concat-ELU
+    features). Leading batch axes beyond one are flattened and restored.
     Convolutions are `dgmjax.nn.Conv` (fast inside `lax.scan` on CPU too).
     `compute_dtype` as in `MLP`: the convolutions run in it, the parameters
     stay float32 and the output comes back in x's dtype.
@@ -121,10 +157,12 @@ class ConvResNet(nn.Module):
     zero_init_output: bool = True
     conv_impl: str = "auto"
     compute_dtype: str | None = None
+    block: str = "residual"
 
     @nn.compact
     def __call__(self, x):
         v.check_positive_int(self.features, "features")
+        v.check_choice(self.block, BLOCKS, "block")
         v.check_nonnegative_int(self.num_blocks, "num_blocks")
         v.check_positive_int(self.out_channels, "out_channels")
         get_activation(self.activation)
@@ -138,8 +176,11 @@ class ConvResNet(nn.Module):
         h = h if dt is None else h.astype(dt)  # every Conv computes in its input's dtype
         h = Conv(self.features, (3, 3), impl=self.conv_impl)(h)
         for _ in range(self.num_blocks):
-            h = ResidualBlock(self.features, self.activation, self.conv_impl)(h)
-        h = get_activation(self.activation)(h)
+            if self.block == "gated":
+                h = GatedResidualBlock(self.features, self.conv_impl)(h)
+            else:
+                h = ResidualBlock(self.features, self.activation, self.conv_impl)(h)
+        h = concat_elu(h) if self.block == "gated" else get_activation(self.activation)(h)
         init = nn.initializers.zeros if self.zero_init_output else nn.initializers.lecun_normal()
         h = Conv(self.out_channels, (3, 3), kernel_init=init, impl=self.conv_impl)(h)
         return h.astype(x.dtype).reshape(batch_shape + h.shape[-3:])

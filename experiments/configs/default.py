@@ -47,6 +47,7 @@ def get_config():
     config.model.num_channelwise = 3
     config.model.features = 32
     config.model.num_blocks = 1
+    config.model.conditioner = "residual"  # or "gated": gated residual convs with concat-ELU (Flow++)
     config.model.scale_fn = "tanh"
     config.model.logit_alpha = 0.05
 
