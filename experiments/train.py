@@ -54,14 +54,24 @@ def check_train_config(train, num_devices: int) -> None:
     for key in ("num_steps", "batch_size", "eval_batch_size", "log_every", "num_samples", "max_checkpoints"):
         if value(key) < 1:
             raise ValueError(f"`config.train.{key}` must be >= 1; got {train[key]!r}.")
-    for key in ("eval_every", "checkpoint_every", "sample_every", "max_steps_per_run", "num_devices"):
+    optional = tuple(k for k in ("init_batch_size",) if k in train)  # configs written before it lack it
+    for key in ("eval_every", "checkpoint_every", "sample_every", "max_steps_per_run", "num_devices") + optional:
         if value(key) < 0:
             raise ValueError(f"`config.train.{key}` must be >= 0 (0 disables or means the default); got "
                              f"{train[key]!r}.")
-    for key in ("batch_size", "eval_batch_size"):
+    for key in ("batch_size", "eval_batch_size") + optional:
         if train[key] % num_devices:
             raise ValueError(f"`config.train.{key}` {train[key]} must be divisible by the number of devices "
                              f"({num_devices}); set it to a multiple, or `config.train.num_devices`.")
+
+
+def init_batch(task, train_config, batches, data_key, sharding):
+    """The batch the parameters are initialized on (ActNorm's data-dependent init): the first training
+    batch, or with `train.init_batch_size` > 0 the first batch of that size from the same stream."""
+    size = int(train_config.get("init_batch_size", 0)) or int(train_config.batch_size)
+    if size == int(train_config.batch_size):
+        return batches(0)
+    return task.make_batches(size, data_key, sharding)(0)
 
 
 def train_and_evaluate(config, workdir: str | Path, *, verbose: bool = True) -> TrainState:
@@ -80,7 +90,8 @@ def _train_and_evaluate(config, workdir: Path, mesh, *, verbose: bool) -> TrainS
     task = build_task(config)
     init_key, step_key, data_key, eval_key, sample_key = run_keys(config)
     batches = task.make_batches(int(t.batch_size), data_key, batch_sharded(mesh))
-    params = jax.jit(task.init, out_shardings=replicated(mesh))(init_key, batches(0))
+    params = jax.jit(task.init, out_shardings=replicated(mesh))(
+        init_key, init_batch(task, t, batches, data_key, batch_sharded(mesh)))
     settings = optimizer_settings(config)
     state = TrainState.create(params=params, tx=make_optimizer(**settings), ema_decay=float(t.ema_decay))
     if jax.process_index() == 0:

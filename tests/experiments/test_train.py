@@ -2,7 +2,7 @@
 
 import pytest
 from main import load_config
-from train import check_train_config
+from train import check_train_config, init_batch
 
 CONFIG = "experiments/configs/default.py"
 
@@ -20,6 +20,9 @@ def test_the_default_train_section_passes():
     ("eval_batch_size", 100, 8, "`config.train.eval_batch_size` 100 must be divisible by the number of "
                                 "devices (8)"),
     ("batch_size", 64, 7, "`config.train.batch_size` 64 must be divisible by the number of devices (7)"),
+    ("init_batch_size", -1, 1, "`config.train.init_batch_size` must be >= 0"),
+    ("init_batch_size", 100, 8, "`config.train.init_batch_size` 100 must be divisible by the number of "
+                                "devices (8)"),
 ])
 def test_a_bad_train_section_is_named_before_any_compute(key, value, devices, message):
     config = load_config(CONFIG)
@@ -27,3 +30,25 @@ def test_a_bad_train_section_is_named_before_any_compute(key, value, devices, me
     config.train[key] = value
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_train_config(config.train, devices)
+
+
+def test_init_batch_is_the_first_batch_of_its_size():
+    """0 (the default) reuses the first training batch; a size > 0 draws the first batch of that size
+    from the same data key."""
+    import types
+
+    import numpy as np
+
+    made = []
+
+    def make_batches(size, key, sharding):
+        made.append(size)
+        return lambda step: {"image": np.full((size, 2), step + 10 * key)}
+
+    task = types.SimpleNamespace(make_batches=make_batches)
+    train = load_config(CONFIG).train
+    batches = make_batches(train.batch_size, 1, None)
+    assert init_batch(task, train, batches, 1, None)["image"].shape == (64, 2) and made == [64]
+    train.init_batch_size = 512
+    batch = init_batch(task, train, batches, 1, None)["image"]
+    assert batch.shape == (512, 2) and np.all(batch == 10) and made == [64, 512]
