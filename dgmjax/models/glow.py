@@ -4,7 +4,7 @@ Data -> noise, at each scale: squeeze (space to depth), `num_steps` flow
 steps, then (except at the last scale) factor-out: half the channels go to the
 latent, the other half on to the next scale. A flow step is ActNorm
 (data-dependent init) -> invertible 1x1 convolution (LU form) -> affine
-coupling on a channel split (sigmoid-bounded scale, zero-initialized
+coupling on a channel split (bounded scale, zero-initialized
 conditioner). The latent has the data's shape and a standard normal base;
 each scale's steps are one `LayerStack`, so compile time does not grow with
 `num_steps`.
@@ -54,10 +54,13 @@ class Glow(FlowModule):
       features, num_blocks, activation: the coupling conditioners (ConvResNet).
       conditioner: the ConvResNet's blocks: "residual" (pre-activation, with
         `activation`) or "gated" (gated residual convs with concat-ELU).
-      scale_fn: coupling scale bound ("sigmoid" as in Glow, or "tanh").
-      logit_alpha: None (data used as is; ActNorm centres it) or the alpha of
-        a logit preprocessing (`ScaledSigmoid` on the data side), whose
-        log-det counts in log_prob.
+      scale_fn: coupling scale bound: "tanh" (the default: |log s| < 2, slope 1
+        at zero) or "sigmoid" as in the Glow paper.
+      logit_alpha: the alpha of a logit preprocessing (`ScaledSigmoid` on the
+        data side, its log-det counted in log_prob; the default 0.05), or None
+        for the data as is in [0, 1), as in the Glow paper (the first
+        ActNorm then centres it). The MNIST ablation in
+        `experiments/RESULTS.md` chose the defaults.
       remat: recompute activations in the backward pass to save memory.
       compute_dtype: the conditioners' compute dtype: None (float32) or
         "bfloat16" / "float16" for mixed precision (see `dgmjax.nn.MLP`); the
@@ -71,8 +74,8 @@ class Glow(FlowModule):
     num_blocks: int = 1
     activation: str = "relu"
     conditioner: str = "residual"
-    scale_fn: str = "sigmoid"
-    logit_alpha: float | None = None
+    scale_fn: str = "tanh"
+    logit_alpha: float | None = 0.05
     remat: bool = False
     compute_dtype: str | None = None
 
