@@ -56,7 +56,7 @@ ROWS: dict[str, tuple[str, dict, str]] = {
                                optimizer__name="adamax", optimizer__learning_rate=3e-3),
     "glow_logit_gated": _glow("+ logit, gated residual conv with concat-ELU (Flow++) instead of ConvResNet",
                               model__conditioner="gated"),
-    "glow_logit_tanh": _glow("+ logit, tanh-bounded scale (|log s| < 2) instead of Glow's sigmoid",
+    "glow_logit_tanh": _glow("+ logit, tanh-bounded scale (log s within +-2) instead of Glow's sigmoid",
                              model__scale_fn="tanh"),
     "glow_logit_deep": _glow("+ logit, 10 steps per scale instead of 6", model__num_steps=10),
     "glow_logit_wide": _glow("+ logit, conditioners 96 wide instead of 48", model__features=96),
@@ -167,7 +167,8 @@ def main(argv=None):
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".md").write_text(table)
-        out.with_suffix(".json").write_text(json.dumps({"budget": vars(args), "rows": results}, indent=2) + "\n")
+        out.with_suffix(".json").write_text(json.dumps({"budget": {**vars(args), "manual_dir": "DIR" if args.manual_dir else None},
+                                                       "rows": results}, indent=2) + "\n")
     print(table)
     return results
 
