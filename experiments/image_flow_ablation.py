@@ -66,11 +66,11 @@ ROWS: dict[str, tuple[str, dict, str]] = {
                                 train__init_batch_size=512),
     "glow_logit_vardeq": _glow("+ logit, variational dequantization (bound on the same pixels)",
                                objective__dequantization="variational"),
-    "glow_logit_tanh_lr3": _glow("+ logit, tanh scale and learning rate 3e-3 together", model__scale_fn="tanh",
-                                 optimizer__learning_rate=3e-3),
-    "glow_logit_tanh_lr3_deep": _glow("+ logit, tanh scale, learning rate 3e-3 and 10 steps per scale together",
-                                      model__scale_fn="tanh", optimizer__learning_rate=3e-3,
-                                      model__num_steps=10),
+    "glow_logit_tanh_lr3": _glow("+ logit, tanh scale and learning rate 3e-3 together",
+                                 model__scale_fn="tanh", optimizer__learning_rate=3e-3),
+    "glow_logit_tanh_lr3_deep": _glow(
+        "+ logit, tanh scale, learning rate 3e-3 and 10 steps per scale together",
+        model__scale_fn="tanh", optimizer__learning_rate=3e-3, model__num_steps=10),
     "realnvp_old": (REALNVP, REALNVP_BEFORE,
                     "ImageRealNVP as configured (3 scales, 3 checkerboard + 3 channel couplings, "
                     "ConvResNet 32 wide, logit 0.05, tanh scale, AdamW at 1e-3)"),
@@ -167,8 +167,8 @@ def main(argv=None):
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".md").write_text(table)
-        out.with_suffix(".json").write_text(json.dumps({"budget": {**vars(args), "manual_dir": "DIR" if args.manual_dir else None},
-                                                       "rows": results}, indent=2) + "\n")
+        budget = {**vars(args), "manual_dir": "DIR" if args.manual_dir else None}  # no outside path
+        out.with_suffix(".json").write_text(json.dumps({"budget": budget, "rows": results}, indent=2) + "\n")
     print(table)
     return results
 

@@ -55,7 +55,8 @@ def check_train_config(train, num_devices: int) -> None:
         if value(key) < 1:
             raise ValueError(f"`config.train.{key}` must be >= 1; got {train[key]!r}.")
     optional = tuple(k for k in ("init_batch_size",) if k in train)  # configs written before it lack it
-    for key in ("eval_every", "checkpoint_every", "sample_every", "max_steps_per_run", "num_devices") + optional:
+    for key in ("eval_every", "checkpoint_every", "sample_every", "max_steps_per_run",
+                "num_devices") + optional:
         if value(key) < 0:
             raise ValueError(f"`config.train.{key}` must be >= 0 (0 disables or means the default); got "
                              f"{train[key]!r}.")

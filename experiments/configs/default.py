@@ -66,7 +66,7 @@ def get_config():
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 64
     config.train.eval_batch_size = 360
-    config.train.init_batch_size = 0  # the first batch of this size sets ActNorm's data-dependent init (0: batch_size)
+    config.train.init_batch_size = 0  # the batch that sets ActNorm's data-dependent init (0: batch_size)
     config.train.num_steps = 1200
     config.train.log_every = 100
     config.train.eval_every = 400
