@@ -211,3 +211,7 @@ def test_gated_conv_resnet_against_its_definition():
         np.testing.assert_allclose(net.apply(params, x), expected, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="`block`"):
         ConvResNet(features=6, num_blocks=1, out_channels=4, block="dense").init(jax.random.PRNGKey(1), x)
+    from dgmjax.nn import concat_elu
+
+    with pytest.raises(ValueError, match="`x` must be floating point"):
+        concat_elu(jnp.arange(3))

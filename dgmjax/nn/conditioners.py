@@ -105,6 +105,11 @@ class ResidualBlock(nn.Module):
 
 def concat_elu(x):
     """ELU of x and of -x, concatenated on the last axis (PixelCNN++): twice the channels."""
+    x = v.as_array(x, "x")
+    if not jnp.issubdtype(x.dtype, jnp.floating):  # bfloat16 too (mixed precision)
+        raise ValueError(f"`x` must be floating point; got dtype {x.dtype}.")
+    if x.ndim < 1:
+        raise ValueError("`x` must have shape (..., channels); got a scalar.")
     return nn.elu(jnp.concatenate([x, -x], -1))
 
 
