@@ -35,7 +35,8 @@ REALNVP = "experiments/configs/mnist.py"
 # defaults are. The Glow rows start from Glow as configured before this ablation (`glow_old`) plus the
 # logit preprocessing (`glow_logit`); each later row changes what it says from there.
 GLOW_BEFORE = {"model.conditioner": "residual", "model.num_steps": 6, "model.features": 48,
-               "model.scale_fn": "sigmoid", "optimizer.name": "adamw", "optimizer.learning_rate": 1e-3}
+               "model.num_blocks": 1, "model.scale_fn": "sigmoid", "optimizer.name": "adamw",
+               "optimizer.learning_rate": 1e-3}
 GLOW_LOGIT = {**GLOW_BEFORE, "model.logit_alpha": 0.05}
 REALNVP_BEFORE = {"model.conditioner": "residual", "optimizer.learning_rate": 1e-3}
 
@@ -51,7 +52,6 @@ ROWS: dict[str, tuple[str, dict, str]] = {
                  "scale, ConvResNet 48 wide, sigmoid scale, AdamW at 1e-3"),
     "glow_logit": _glow("+ logit preprocessing, alpha 0.05"),
     "glow_logit_lr3": _glow("+ logit, learning rate 3e-3 instead of 1e-3", optimizer__learning_rate=3e-3),
-    "glow_logit_lr5": _glow("+ logit, learning rate 5e-3 instead of 1e-3", optimizer__learning_rate=5e-3),
     "glow_logit_adamax": _glow("+ logit, Adamax at 3e-3 (Flow++'s optimizer) instead of AdamW at 1e-3",
                                optimizer__name="adamax", optimizer__learning_rate=3e-3),
     "glow_logit_gated": _glow("+ logit, gated residual conv with concat-ELU (Flow++) instead of ConvResNet",
@@ -71,6 +71,11 @@ ROWS: dict[str, tuple[str, dict, str]] = {
     "glow_logit_tanh_lr3_deep": _glow(
         "+ logit, tanh scale, learning rate 3e-3 and 10 steps per scale together",
         model__scale_fn="tanh", optimizer__learning_rate=3e-3, model__num_steps=10),
+    "glow_logit_tanh_lr5": _glow("+ logit, tanh scale and learning rate 5e-3 together",
+                                 model__scale_fn="tanh", optimizer__learning_rate=5e-3),
+    "glow_logit_tanh_lr3_gated": _glow(
+        "+ logit, tanh scale, learning rate 3e-3 and the gated concat-ELU conditioner together",
+        model__scale_fn="tanh", optimizer__learning_rate=3e-3, model__conditioner="gated"),
     "realnvp_old": (REALNVP, REALNVP_BEFORE,
                     "ImageRealNVP as configured (3 scales, 3 checkerboard + 3 channel couplings, "
                     "ConvResNet 32 wide, logit 0.05, tanh scale, AdamW at 1e-3)"),
