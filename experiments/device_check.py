@@ -10,10 +10,11 @@ in its own process with its own time limit:
    (784-D RealNVP and MAF train steps against plain distrax + flax);
 3. bf16: one ImageRealNVP train step on MNIST-sized images with float32 and
    with bfloat16 conditioners, side by side: ms per step and the losses;
-4. mnist: the MNIST image flow (configs/mnist.py) for a fixed wall time
-   (`--mnist_seconds`, 300 by default), stopped by SIGTERM, which saves a
+4. mnist: the one-GPU Glow job (configs/gpu.py:glow_mnist) for a fixed wall
+   time (`--mnist_seconds`, 300 by default), stopped by SIGTERM, which saves a
    checkpoint. Reports the steps reached, the last logged train loss in
-   bits/dim, and the examples per second.
+   bits/dim, the examples per second and the ms per step beside the
+   FLOP-based estimate of experiments/benchmarks/gpu_configs.py.
 
 Needs jax, flax, optax and distrax (plus ml_collections and absl for part
 4), no TensorFlow and no network: MNIST's four original .gz files come from
@@ -129,7 +130,7 @@ def check_mnist(mnist_dir: str, dry_run: bool, seconds: int, workdir: Path) -> d
     elif not mnist_dir:
         return {"skipped": "no --mnist_dir given"}
     else:
-        config, data = "mnist.py", [f"--config.data.manual_dir={mnist_dir}"]
+        config, data = "gpu.py:glow_mnist", [f"--config.data.manual_dir={mnist_dir}"]
     run_dir = workdir / "mnist"
     cmd = [sys.executable, HERE / "main.py", f"--config={HERE / 'configs' / config}", f"--workdir={run_dir}",
            "--config.train.num_steps=100000", "--config.train.log_every=20", "--config.train.sample_every=0",
@@ -148,9 +149,23 @@ def check_mnist(mnist_dir: str, dry_run: bool, seconds: int, workdir: Path) -> d
         records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     train = [r for r in records if r["split"] == "train"]
     last = train[-1] if train else {}
+    config_file = run_dir / "config.json"
+    batch = json.loads(config_file.read_text())["train"]["batch_size"] if config_file.exists() else None
+    speed = last.get("examples_per_sec")
     return {"config": config, "rc": proc.returncode, "wall_s": time.time() - t0, "steps": last.get("step", 0),
-            "last_train_loss_bpd": last.get("loss"), "examples_per_sec": last.get("examples_per_sec"),
+            "last_train_loss_bpd": last.get("loss"), "examples_per_sec": speed,
+            "ms_per_step": 1e3 * batch / speed if batch and speed else None,
+            "estimated_ms_per_step": _estimate(config),
             "tail": "" if proc.returncode in (0, 143) else out[-2000:]}
+
+
+def _estimate(config: str) -> float | None:
+    """The FLOP-based ms per step of a gpu.py job (experiments/benchmarks/results/gpu_configs.json)."""
+    path = HERE / "benchmarks" / "results" / "gpu_configs.json"
+    if not config.startswith("gpu.py:") or not path.exists():
+        return None
+    rows = {r["job"]: r for r in json.loads(path.read_text())["rows"]}
+    return rows.get(config.split(":", 1)[1], {}).get("step_ms")
 
 
 def report(result: dict) -> str:
@@ -180,6 +195,11 @@ def report(result: dict) -> str:
     else:
         lines += [f"{m['config']}: {m['steps']} steps in {m['wall_s']:.0f} s (exit {m['rc']}), last train "
                   f"loss {m['last_train_loss_bpd']} bits/dim, {m['examples_per_sec']} examples/s"]
+        if m.get("ms_per_step"):
+            estimate = m.get("estimated_ms_per_step")
+            lines += ["", f"{m['ms_per_step']:.1f} ms per step"
+                      + (f" (estimated from its FLOPs: {estimate:.1f} ms, experiments/benchmarks/"
+                         "results/gpu_configs.md)" if estimate else "")]
     return "\n".join(lines) + "\n"
 
 
