@@ -17,7 +17,7 @@ image flows keep the logit preprocessing, tanh scale and the learning rate
 the MNIST ablation chose) and changes only size, batch and schedule. Their
 estimated wall times on one H100 or H200, and how they are estimated, are in
 experiments/benchmarks/results/gpu_configs.md
-(`python experiments/benchmarks/gpu_configs.py --manual_dir=DIR`); none of
+(`python experiments/benchmarks/gpu_configs.py`, which needs no GPU and no data); none of
 these jobs has been run on a GPU yet, so RESULTS has no numbers for them.
 """
 
