@@ -10,15 +10,19 @@ in its own process with its own time limit:
    (784-D RealNVP and MAF train steps against plain distrax + flax);
 3. bf16: one ImageRealNVP train step on MNIST-sized images with float32 and
    with bfloat16 conditioners, side by side: ms per step and the losses;
-4. mnist: the one-GPU Glow job (configs/gpu.py:glow_mnist) for a fixed wall
+4. deterministic: the float32 step of part 3 timed in two processes, with
+   XLA's default GPU kernels and with `--xla_gpu_deterministic_ops=true`
+   (what `--config.deterministic=True` sets): the speed cost of bit-for-bit
+   reproducible runs (none on a CPU, where the flag changes nothing);
+5. mnist: the one-GPU Glow job (configs/gpu.py:glow_mnist) for a fixed wall
    time (`--mnist_seconds`, 300 by default), stopped by SIGTERM, which saves a
    checkpoint. Reports the steps reached, the last logged train loss in
    bits/dim, the examples per second and the ms per step beside the
    FLOP-based estimate of experiments/benchmarks/gpu_configs.py.
 
 Needs jax, flax, optax and distrax (plus ml_collections and absl for part
-4), no TensorFlow and no network: MNIST's four original .gz files come from
-`--mnist_dir`. Without it, part 4 is skipped and the report says so.
+5), no TensorFlow and no network: MNIST's four original .gz files come from
+`--mnist_dir`. Without it, part 5 is skipped and the report says so.
 `--dry_run` makes every part tiny (a few tests, one round, the digits
 instead of MNIST) to try the script on a CPU. The whole check is sized to
 finish within 8 minutes on one H100.
@@ -50,9 +54,10 @@ from dgmjax.models import ImageRealNVP
 from dgmjax.objectives import bits_per_dim, dequantization_bound
 from dgmjax.training import TrainState, make_optimizer, make_train_step
 shape, batch, steps = json.loads(sys.argv[1])
+dtypes = json.loads(sys.argv[2]) if len(sys.argv) > 2 else [None, "bfloat16"]
 images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (batch,) + tuple(shape)), jnp.uint8)
 out = {}
-for dtype in (None, "bfloat16"):
+for dtype in dtypes:
     model = ImageRealNVP(image_shape=tuple(shape), num_scales=3 if shape[0] % 4 == 0 else 2, features=64,
                          num_blocks=2, compute_dtype=dtype)
     params = model.init(jax.random.PRNGKey(0), uniform_dequantize(jax.random.PRNGKey(1), images, 256)[0])
@@ -124,6 +129,24 @@ def check_bf16(dry_run: bool, timeout: int) -> dict:
     return result
 
 
+def check_deterministic(dry_run: bool, timeout: int) -> dict:
+    """The float32 step of `check_bf16` without and with XLA's deterministic GPU kernels, each in its
+    own process (XLA reads its flags when the backend starts)."""
+    from dgmjax.training.determinism import DETERMINISTIC_FLAG
+
+    shape, batch, steps = ([8, 8, 1], 16, 3) if dry_run else ([28, 28, 1], 128, 20)
+    result = {"image_shape": shape, "batch": batch, "timed_steps": steps}
+    others = [f for f in os.environ.get("XLA_FLAGS", "").split() if f != DETERMINISTIC_FLAG]
+    for name, flags in (("default", others), ("deterministic", [*others, DETERMINISTIC_FLAG])):
+        rc, out, wall = _run([sys.executable, "-c", BF16_STEP, json.dumps([shape, batch, steps]), "[null]"],
+                             timeout, env={"XLA_FLAGS": " ".join(flags)})
+        result[name] = ({"rc": rc, "wall_s": wall, **json.loads(out.strip().splitlines()[-1])["float32"]}
+                        if rc == 0 else {"rc": rc, "wall_s": wall, "tail": out[-2000:]})
+    if "ms_per_step" in result["default"] and "ms_per_step" in result["deterministic"]:
+        result["slowdown"] = result["deterministic"]["ms_per_step"] / result["default"]["ms_per_step"]
+    return result
+
+
 def check_mnist(mnist_dir: str, dry_run: bool, seconds: int, workdir: Path) -> dict:
     if dry_run:
         config, data = "default.py", []
@@ -188,6 +211,17 @@ def report(result: dict) -> str:
         lines += ["", f"bfloat16 speedup: {b['bf16_speedup']:.2f}x"]
     else:
         lines += ["failed: " + b.get("tail", "")[-500:]]
+    det = result.get("deterministic", {})
+    lines += ["", "## Deterministic kernels (`--config.deterministic=True`)", ""]
+    if "slowdown" in det:
+        lines += [f"the float32 step above, {det['timed_steps']} timed steps", "",
+                  "| XLA kernels | ms / step | loss (bits/dim) |", "|---|---|---|"]
+        lines += [f"| {k} | {det[k]['ms_per_step']:.2f} | {det[k]['loss_bpd']:.4f} |"
+                  for k in ("default", "deterministic")]
+        lines += ["", f"deterministic / default: {det['slowdown']:.2f}x the time per step"]
+    else:
+        tails = "".join(det.get(k, {}).get("tail", "") for k in ("default", "deterministic"))
+        lines += ["failed: " + tails[-500:]]
     m = result.get("mnist", {})
     lines += ["", "## Image flow for a fixed time", ""]
     if "skipped" in m:
@@ -218,6 +252,7 @@ def main(argv=None) -> None:
         for name, fn in (("tests", lambda: check_tests(args.dry_run, args.tests_timeout)),
                          ("throughput", lambda: check_throughput(args.dry_run, 120, tmp)),
                          ("bf16", lambda: check_bf16(args.dry_run, 120)),
+                         ("deterministic", lambda: check_deterministic(args.dry_run, 90)),
                          ("mnist", lambda: check_mnist(args.mnist_dir, args.dry_run,
                                                        30 if args.dry_run else args.mnist_seconds, tmp))):
             print(f"device check: {name} ...", flush=True)
