@@ -117,8 +117,13 @@ def check_throughput(dry_run: bool, timeout: int, workdir: Path) -> dict:
     return {"rc": rc, "wall_s": wall, "table": table, "tail": "" if rc == 0 else out[-2000:]}
 
 
+def _step_size(dry_run: bool) -> tuple[list[int], int, int]:
+    """Image shape, batch and timed steps of the bf16 and deterministic parts' train step."""
+    return ([8, 8, 1], 16, 3) if dry_run else ([28, 28, 1], 128, 20)
+
+
 def check_bf16(dry_run: bool, timeout: int) -> dict:
-    shape, batch, steps = ([8, 8, 1], 16, 3) if dry_run else ([28, 28, 1], 128, 20)
+    shape, batch, steps = _step_size(dry_run)
     rc, out, wall = _run([sys.executable, "-c", BF16_STEP, json.dumps([shape, batch, steps])], timeout)
     result = {"rc": rc, "wall_s": wall, "image_shape": shape, "batch": batch, "timed_steps": steps}
     if rc == 0:
@@ -134,7 +139,7 @@ def check_deterministic(dry_run: bool, timeout: int) -> dict:
     own process (XLA reads its flags when the backend starts)."""
     from dgmjax.training.determinism import DETERMINISTIC_FLAG
 
-    shape, batch, steps = ([8, 8, 1], 16, 3) if dry_run else ([28, 28, 1], 128, 20)
+    shape, batch, steps = _step_size(dry_run)
     result = {"image_shape": shape, "batch": batch, "timed_steps": steps}
     others = [f for f in os.environ.get("XLA_FLAGS", "").split() if f != DETERMINISTIC_FLAG]
     for name, flags in (("default", others), ("deterministic", [*others, DETERMINISTIC_FLAG])):
@@ -191,6 +196,12 @@ def _estimate(config: str) -> float | None:
     return rows.get(config.split(":", 1)[1], {}).get("step_ms")
 
 
+def _step_table(what: str, part: dict, keys) -> list[str]:
+    """Markdown rows of a timed step under each setting in `keys`: ms per step and the loss."""
+    return [f"| {what} | ms / step | loss (bits/dim) |", "|---|---|---|",
+            *(f"| {k} | {part[k]['ms_per_step']:.2f} | {part[k]['loss_bpd']:.4f} |" for k in keys)]
+
+
 def report(result: dict) -> str:
     d = result["device"]
     lines = [f"# Device check: {d['kind']} ({d['platform']}, {d['count']} device(s))", "",
@@ -205,20 +216,16 @@ def report(result: dict) -> str:
     b = result.get("bf16", {})
     if "float32" in b:
         lines += [f"images {b['image_shape']}, batch {b['batch']}, {b['timed_steps']} timed steps", "",
-                  "| conditioners | ms / step | loss (bits/dim) |", "|---|---|---|"]
-        lines += [f"| {k} | {b[k]['ms_per_step']:.2f} | {b[k]['loss_bpd']:.4f} |"
-                  for k in ("float32", "bfloat16")]
-        lines += ["", f"bfloat16 speedup: {b['bf16_speedup']:.2f}x"]
+                  *_step_table("conditioners", b, ("float32", "bfloat16")),
+                  "", f"bfloat16 speedup: {b['bf16_speedup']:.2f}x"]
     else:
         lines += ["failed: " + b.get("tail", "")[-500:]]
     det = result.get("deterministic", {})
     lines += ["", "## Deterministic kernels (`--config.deterministic=True`)", ""]
     if "slowdown" in det:
         lines += [f"the float32 step above, {det['timed_steps']} timed steps", "",
-                  "| XLA kernels | ms / step | loss (bits/dim) |", "|---|---|---|"]
-        lines += [f"| {k} | {det[k]['ms_per_step']:.2f} | {det[k]['loss_bpd']:.4f} |"
-                  for k in ("default", "deterministic")]
-        lines += ["", f"deterministic / default: {det['slowdown']:.2f}x the time per step"]
+                  *_step_table("XLA kernels", det, ("default", "deterministic")),
+                  "", f"deterministic / default: {det['slowdown']:.2f}x the time per step"]
     else:
         tails = "".join(det.get(k, {}).get("tail", "") for k in ("default", "deterministic"))
         lines += ["failed: " + tails[-500:]]
