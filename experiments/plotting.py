@@ -1,4 +1,4 @@
-"""PNG output: image sample grids and 2-D density/sample plots.
+"""PNG output: image sample grids, 2-D density/sample plots and learning curves.
 
 Figures are built with matplotlib's object-oriented API (`matplotlib.figure.Figure`),
 which needs no pyplot and no backend: importing this module changes nothing for
@@ -75,6 +75,45 @@ def save_latent_plot(prior_log_prob_fn: Callable[[np.ndarray], np.ndarray],
         _density_panel(ax, name, dens, extent)
     _scatter_panel(axes[2], "posterior means", means, extent)
     return _save_panels(fig, axes, title, path)
+
+
+def save_learning_curves(runs: dict, path: str | Path, *, ylabel: str, ymax: float | None = None,
+                         target: float | None = None, title: str | None = None) -> Path:
+    """Learning curves of several runs in one panel, one colour per run.
+
+    `runs` maps a run's label to `{"train": (steps, values), "test": (steps, values)}`
+    (either split may be empty): train as a thin line, test as markers joined by a line.
+    `ymax` cuts off early spikes that would flatten the rest; `target` draws a dashed
+    horizontal line.
+    """
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.subplots()
+    lowest = []
+    for i, (label, splits) in enumerate(runs.items()):
+        color = f"C{i}"
+        train_steps, train_values = splits.get("train", ((), ()))
+        test_steps, test_values = splits.get("test", ((), ()))
+        if len(train_steps):
+            ax.plot(train_steps, train_values, color=color, linewidth=1.0, alpha=0.55,
+                    label=f"{label}, train")
+        if len(test_steps):
+            ax.plot(test_steps, test_values, color=color, linewidth=1.5, marker="o", markersize=4,
+                    label=f"{label}, test")
+        lowest.extend(np.asarray(list(train_values) + list(test_values), np.float64))
+    if target is not None:
+        ax.axhline(target, color="k", linestyle="--", linewidth=1.0, label=f"target {target:g}")
+        lowest.append(target)
+    if ymax is not None:
+        finite = np.asarray(lowest)[np.isfinite(lowest)]
+        bottom = float(finite.min()) if finite.size else ymax - 1.0
+        ax.set_ylim(bottom - 0.05 * (ymax - bottom), ymax)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)
 
 
 def _save(fig, path) -> Path:
