@@ -9,17 +9,23 @@ preprocessing on the data side. The logit, the tanh-bounded coupling scale,
     python experiments/main.py --config=experiments/configs/glow_mnist.py \
         --workdir=runs/glow_mnist [--config.data.manual_dir=DIR]
 Sized for about an hour on a 2-core CPU; on a GPU raise model.features and
-train.num_steps.
+train.num_steps. `glow_mnist.py:gated` swaps the coupling networks for Flow++'s
+gated residual convolutions with concat-ELU: the best flow at this step budget
+(1.348 against 1.409 bits/dim), at 2.1x the time per step, so about two hours
+here.
 """
 
 from configs import default
 
+VARIANTS = ("logit", "pixels", "gated")
 
-def get_config(preprocessing: str = "logit"):
-    """`preprocessing`: "logit" (the default: `ScaledSigmoid(0.05)` on the data side) or "pixels"
-    (Glow's own: pixels in [0, 1), which the first ActNorm centres); e.g. `glow_mnist.py:pixels`."""
-    if preprocessing not in ("logit", "pixels"):
-        raise ValueError(f"glow_mnist.py's argument must be 'logit' or 'pixels'; got {preprocessing!r}.")
+
+def get_config(variant: str = "logit"):
+    """`variant`: "logit" (the default: `ScaledSigmoid(0.05)` on the data side), "pixels" (Glow's
+    own: pixels in [0, 1), which the first ActNorm centres) or "gated" (the logit, with the gated
+    concat-ELU conditioner); e.g. `glow_mnist.py:pixels`."""
+    if variant not in VARIANTS:
+        raise ValueError(f"glow_mnist.py's argument must be one of {VARIANTS}; got {variant!r}.")
     config = default.get_config()
     config.data.name = "mnist"
 
@@ -29,7 +35,9 @@ def get_config(preprocessing: str = "logit"):
     config.model.num_steps = 10
     config.model.features = 48
     config.model.scale_fn = "tanh"
-    config.model.logit_alpha = 0.05 if preprocessing == "logit" else None
+    config.model.logit_alpha = None if variant == "pixels" else 0.05
+    if variant == "gated":
+        config.model.conditioner = "gated"
 
     config.train.eval_batch_size = 500
     config.train.num_steps = 4000

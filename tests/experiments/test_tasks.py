@@ -70,6 +70,17 @@ def test_vector_model_on_images_uses_logit_space_and_bad_model_kind():
         build_task(config)
 
 
+def test_glow_mnist_variants_change_only_what_they_name():
+    base = load_config(f"{CONFIGS}glow_mnist.py").to_dict()
+    assert base["model"]["conditioner"] == "residual" and base["model"]["logit_alpha"] == 0.05
+    for variant, changed in (("logit", {}), ("pixels", {"logit_alpha": None}),
+                             ("gated", {"conditioner": "gated"})):
+        config = load_config(f"{CONFIGS}glow_mnist.py:{variant}").to_dict()
+        assert config == {**base, "model": {**base["model"], **changed}}, variant
+    with pytest.raises(ValueError, match=r"glow_mnist.py's argument must be one of .*'gated'.*; got 'gate'"):
+        load_config(f"{CONFIGS}glow_mnist.py:gate")
+
+
 @pytest.mark.parametrize("config_path, overrides", [
     ("dequantization_mnist.py:variational",
      {"model.features": 4, "model.num_checkerboard": 1, "model.num_channelwise": 1, "model.num_scales": 2,
