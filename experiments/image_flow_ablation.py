@@ -1,6 +1,6 @@
 """What holds the image flows back? Controlled ablations on MNIST, one `main.py` run per row.
 
-    python experiments/image_flow_ablation.py --manual_dir=DIR [--rows=glow_base,glow_logit]
+    python experiments/image_flow_ablation.py --manual_dir=DIR [--rows=glow_old,glow_logit]
         [--num_steps=400] [--test_split='test[:2000]'] [--out=experiments/results/image_flow_ablation]
 
 Every row is `experiments/main.py` with its config and a few `--config.*`
@@ -162,12 +162,14 @@ def main(argv=None):
     unknown = [n for n in names if n not in ROWS]
     if unknown:
         raise ValueError(f"`--rows` has unknown rows {unknown}; known: {list(ROWS)}.")
-    results = []
     for name in names:
-        results.append(run_row(name, args))
-        r = results[-1]
+        r = run_row(name, args)
         print(f"[{name}] {r['bpd']:.4f} bits/dim"
               + ("" if r["wall_s"] is None else f", {r['wall_s'] / 60:.1f} min"), flush=True)
+        # The table holds every finished row, in ROWS order, not only those of this call's --rows
+        # (run_row only reads a finished row back).
+        results = [run_row(n, args) for n in ROWS
+                   if (Path(args.workdir_root) / n / "final_metrics.json").exists()]
         table = write_table(results, args)
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
