@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 try:
-    from absl import app, flags
+    from absl import flags
 except ImportError as err:
     raise ImportError("experiments/curves.py needs 'absl-py': install the application's extra with "
                       "`pip install -e '.[experiments]'` in the repository.") from err
@@ -101,4 +101,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from cli import run
+
+    run(sys.argv, main)
