@@ -78,6 +78,36 @@ def _dtype_of(x) -> np.dtype:
     return np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype
 
 
+def check_real(x, name: str):
+    """Refuses complex `x` (an array, Python number or list): dgmjax reads real numbers only, and
+    a cast would drop the imaginary part."""
+    dtype = _dtype_of(x)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise ValueError(f"`{name}` must be real; got dtype {dtype}.")
+    return x
+
+
+def is_float_dtype(dtype) -> bool:
+    """True for real floating-point dtypes, the low-precision ones (bfloat16, float16) included
+    (numpy does not count ml_dtypes' bfloat16 as `np.floating`)."""
+    return bool(jnp.issubdtype(dtype, jnp.floating))
+
+
+def upcast_low_precision(x):
+    """`x` cast to float32 when its dtype is a float narrower than float32 (float16, bfloat16);
+    anything else unchanged. The transforms and log-dets of a flow compute in float32 or wider
+    (docs/DESIGN.md, precision): the bijectors that read data call this on their input."""
+    if hasattr(x, "dtype") and is_float_dtype(x.dtype) and jnp.finfo(x.dtype).bits < 32:
+        return x.astype(jnp.float32)
+    return x
+
+
+def _as_numpy_float(x) -> np.ndarray:
+    """A concrete float array as numpy, low-precision floats as float32 (for value checks and messages)."""
+    arr = np.asarray(x)
+    return arr.astype(np.float32) if arr.dtype.itemsize < 4 else arr
+
+
 def check_num_levels(num_levels, name: str = "num_levels") -> int:
     if isinstance(num_levels, bool) or not isinstance(num_levels, (int, np.integer)):
         raise ValueError(f"`{name}` must be a Python int >= 2; got {num_levels!r}.")
@@ -90,6 +120,14 @@ def check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"`{name}` must be a positive int; got {value!r}.")
     return int(value)
+
+
+def check_nonnegative_float(value, name: str) -> float:
+    """A finite Python number >= 0 (an int is accepted), as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or value < 0:
+        raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}.")
+    return float(value)
 
 
 def check_positive_float(value, name: str) -> float:
@@ -107,6 +145,7 @@ def check_integer_levels(x, num_levels: int, name: str = "x"):
     `checked_mode()` when traced). Python numbers and lists are read as arrays.
     """
     num_levels = check_num_levels(num_levels)
+    check_real(x, name)
     dtype = _dtype_of(x)
     if dtype == np.bool_ or not np.issubdtype(dtype, np.integer):
         raise ValueError(
@@ -141,7 +180,9 @@ def check_event_shape(x, event_shape: Sequence[int], name: str = "x"):
 
 
 def check_float(x, name: str):
-    if not np.issubdtype(_dtype_of(x), np.floating):
+    """`x` has a real floating-point dtype (bfloat16 and float16 included)."""
+    check_real(x, name)
+    if not is_float_dtype(_dtype_of(x)):
         raise ValueError(f"`{name}` must be floating point; got dtype {_dtype_of(x)}.")
     return x
 
@@ -154,7 +195,7 @@ def check_context(context, context_size: int, owner: str):
         return None
     if context is None:
         raise ValueError(f"this {owner} is conditional (context_size={context_size}); pass `context`.")
-    context = jnp.asarray(context)
+    context = check_real(jnp.asarray(context), "context")
     if context.ndim < 1 or context.shape[-1] != context_size:
         raise ValueError(f"`context` must have last axis {context_size}; got shape {context.shape}.")
     return context
@@ -201,28 +242,39 @@ def check_bool(value, name: str) -> bool:
 
 
 def as_array(x, name: str):
-    """`x` as an array: arrays pass through, Python numbers and (nested) lists are converted."""
-    if hasattr(x, "dtype") and hasattr(x, "shape"):
-        return x
-    try:
-        return jnp.asarray(x)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"`{name}` must be an array (or a nested list of numbers); got "
-                         f"{type(x).__name__}.") from err
+    """`x` as a real array: arrays pass through, Python numbers and (nested) lists are converted;
+    complex values are refused."""
+    if not (hasattr(x, "dtype") and hasattr(x, "shape")):
+        try:
+            x = jnp.asarray(x)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"`{name}` must be an array (or a nested list of numbers); got "
+                             f"{type(x).__name__}.") from err
+    return check_real(x, name)
+
+
+def as_float_array(x, name: str):
+    """`x` as a real floating-point array: arrays pass through (float16 and bfloat16 included),
+    Python numbers, lists and integer arrays become float32; bool and complex are refused."""
+    x = as_array(x, name)
+    if x.dtype == np.bool_:
+        raise ValueError(f"`{name}` must hold numbers; got dtype bool.")
+    return x if is_float_dtype(x.dtype) else x.astype(jnp.float32)
 
 
 def check_unit_interval(x, name: str = "x", *, what: str = "data"):
     """`x` holds continuous values in [0, 1]: a float dtype (integer levels must be dequantized and
     scaled first), and, when concrete (or under `checked_mode()`), values inside [0, 1]."""
+    check_real(x, name)
     dtype = np.dtype(x.dtype)
-    if not np.issubdtype(dtype, np.floating):
+    if not is_float_dtype(dtype):
         raise ValueError(
             f"`{name}` must be {what} in [0, 1] with a floating-point dtype; got dtype {dtype}. Integer "
             f"levels "
             f"must be dequantized and scaled to [0, 1) first (e.g. dgmjax.objectives.dequantization_bound "
             f"or (x + u) / num_levels).")
     if is_concrete(x) and np.size(x) > 0:
-        arr = np.asarray(x)
+        arr = _as_numpy_float(x)
         if not (np.all(arr >= 0) and np.all(arr <= 1)):
             finite = arr[np.isfinite(arr)]
             got = (f"values in [{finite.min():.4g}, {finite.max():.4g}]" if finite.size == arr.size
@@ -247,6 +299,90 @@ def check_finite_float(value, name: str) -> float:
 
 
 def check_finite(x, name: str):
-    """Concrete NaN or infinite entries of `x` raise (under `checked_mode()`, traced ones too)."""
+    """Concrete NaN or infinite entries of `x` raise (under `checked_mode()`, traced ones too);
+    complex `x` is refused."""
+    check_real(x, name)
     check_values(jnp.isfinite(x), f"`{name}` must be finite; got NaN or infinite values.")
     return x
+
+
+# --- Shapes of distribution parameters and data ---
+
+
+def check_value_shape(value, batch_shape: Sequence[int], event_shape: Sequence[int], name: str = "value", *,
+                      broadcast: bool = False):
+    """`value` (an array, or a Python number or list read as one) as scored by a distribution of
+    `batch_shape` and `event_shape`: trailing axes batch_shape + event_shape, any leading axes sample
+    axes. Returns it as an array.
+
+    The event axes must equal `event_shape`. By default every batch axis must be there and equal the
+    distribution's, or the distribution's must be 1 (a parameter axis of size 1 broadcasts against
+    the value's): a missing batch axis, or a value axis of size 1 against a larger batch axis, would
+    broadcast silently into terms of another meaning ((B, 1) levels against a batch of B give B x B
+    terms). With `broadcast=True` the value's batch axes need only broadcast against the batch shape
+    (distrax's rule, for distributions scored at shared points: a value of shape `event_shape` is
+    scored under every member, and (..., 1) + event_shape against a batch (n,) gives every pair,
+    which is how a mixture scores its components).
+    """
+    value = as_array(value, name)
+    batch_shape, event_shape = tuple(batch_shape), tuple(event_shape)
+    shape, k = tuple(value.shape), len(event_shape)
+    where = (f"`{name}` of shape {shape} does not line up with the distribution's batch shape "
+             f"{batch_shape} and event shape {event_shape}")
+    if len(shape) < k or shape[len(shape) - k:] != event_shape:
+        raise ValueError(f"{where}: its trailing axes must be the event shape {event_shape}.")
+    value_batch = shape[:len(shape) - k]
+    if broadcast:
+        try:
+            np.broadcast_shapes(value_batch, batch_shape)
+        except ValueError:
+            raise ValueError(f"{where}: the axes before the event axes must broadcast against the batch "
+                             f"shape.") from None
+    elif len(value_batch) < len(batch_shape) or any(
+            a != b and b != 1 for a, b in zip(value_batch[len(value_batch) - len(batch_shape):], batch_shape,
+                                              strict=True)):
+        raise ValueError(f"{where}: expected shape (sample axes...) + {batch_shape + event_shape}; its "
+                         f"trailing axes must equal them (leading axes are sample axes; a value axis may "
+                         f"differ only where the distribution's is 1).")
+    return value
+
+
+def check_broadcast(shapes, what: str = "shape") -> tuple[int, ...]:
+    """The broadcast shape of named shapes ({argument name: shape}); where they do not broadcast
+    together, a ValueError names two arguments that do not, with their shapes."""
+    named = [(name, tuple(shape)) for name, shape in shapes.items()]
+    for i, (name, shape) in enumerate(named):
+        for other, other_shape in named[:i]:
+            try:
+                np.broadcast_shapes(other_shape, shape)
+            except ValueError:
+                raise ValueError(f"`{other}` of {what} {other_shape} and `{name}` of {what} {shape} do not "
+                                 f"broadcast together.") from None
+    return tuple(np.broadcast_shapes(*(shape for _, shape in named)))
+
+
+def check_batch(x, name: str = "x"):
+    """`x` is a batch of examples: a leading batch axis with at least one example on it."""
+    shape = tuple(np.shape(x))
+    if not shape:
+        raise ValueError(f"`{name}` must be a batch of data with a leading batch axis; got shape {shape}.")
+    if shape[0] == 0:
+        raise ValueError(f"`{name}` got an empty batch (shape {shape}); expected at least one example.")
+    return x
+
+
+def check_key(key, name: str = "key"):
+    """A single jax PRNG key: a typed key (`jax.random.key(0)`) or a raw uint32 key
+    (`jax.random.PRNGKey(0)`)."""
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is not None and shape is not None:
+        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+            if tuple(shape) == ():
+                return key
+        elif np.dtype(dtype) == np.uint32 and len(shape) == 1:
+            return key
+        got = f"an array of shape {tuple(shape)} and dtype {dtype}"
+    else:
+        got = f"{type(key).__name__} {key!r}"
+    raise ValueError(f"`{name}` must be a single jax PRNG key, e.g. jax.random.key(0) or "
+                     f"jax.random.PRNGKey(0); got {got}.")

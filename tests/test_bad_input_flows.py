@@ -17,6 +17,7 @@ import pytest
 
 from dgmjax import bijectors as B
 from dgmjax import data as D
+from dgmjax import dequantization as DQ
 from dgmjax import models as M
 from dgmjax import nn as N
 from dgmjax.objectives import dequantization as Q
@@ -25,6 +26,8 @@ KEY = jax.random.PRNGKey(0)
 X4 = np.linspace(-1.0, 1.0, 8, dtype=np.float32).reshape(2, 4)
 IMG = np.linspace(0.05, 0.95, 2 * 4 * 4 * 2, dtype=np.float32).reshape(2, 4, 4, 2)
 LEVELS = (np.arange(2 * 4 * 4 * 1) % 16).astype(np.uint8).reshape(2, 4, 4, 1)
+X4C = X4 + 0.5j  # complex64
+IMGC = IMG + 0.5j
 zero_cond = lambda xm: jnp.zeros(xm.shape + (2,))
 split_cond = lambda kept: jnp.zeros(kept.shape + (2,))  # a rest of the kept part's size
 
@@ -133,6 +136,11 @@ def pixelcnn():
 def dequantizer():
     m = M.VariationalDequantizer((4, 4, 1), 16, num_layers=1, features=4, num_blocks=0, context_features=2)
     return zero_init(m, KEY, LEVELS)
+
+
+def iaf_fixed_point_log_prob(x):
+    m = M.IAF(4, num_layers=2, hidden_sizes=(8,), solver="fixed_point")
+    return m.apply(init(m, x), x)
 
 
 def apply(factory, *args, method=None, **kw):
@@ -980,6 +988,122 @@ CASES = [
     ),
     ("load_images", "unknown dataset", lambda: D.load_images("svhn", "train"), "`name`"),
     ("load_images", "unknown split of digits", lambda: D.load_images("digits", "valid"), "`split`"),
+    # complex input: refused by the shared checks (dgmjax/_checks.py), never cast to its real part
+    ("MAF", "complex x", lambda: apply(maf, X4C), "`x` must be real"),
+    (
+        "MAF",
+        "complex context",
+        lambda: apply(cmaf, X4, np.zeros((2, 3), np.complex64)),
+        "`context` must be real",
+    ),
+    ("RealNVP", "complex x", lambda: apply(realnvp, X4C), "`x` must be real"),
+    ("ImageRealNVP", "complex pixels", lambda: apply(image_realnvp, IMGC), "`x` must be real"),
+    ("Glow", "complex pixels", lambda: apply(glow, IMGC), "`x` must be real"),
+    (
+        "IntegerDiscreteFlow",
+        "complex levels",
+        lambda: apply(idf, LEVELS.astype(np.complex64)),
+        "`x` must be real",
+    ),
+    (
+        "MADEDensity",
+        "complex x",
+        lambda: apply(made_density, np.zeros((1, 3), np.complex64)),
+        "`x` must be real",
+    ),
+    (
+        "PixelCNN",
+        "complex context",
+        lambda: apply(pixelcnn, np.zeros((1, 2, 2, 1), np.int32), np.zeros((1, 2), np.complex64)),
+        "`context` must be real",
+    ),
+    (
+        "VariationalDequantizer",
+        "complex levels",
+        lambda: apply(dequantizer, KEY, LEVELS.astype(np.complex64)),
+        "`x` must be real",
+    ),
+    (
+        "MaskedAutoregressive",
+        "complex z (fixed-point sampling)",
+        lambda: B.MaskedAutoregressive(made_cond(), solver="fixed_point").forward(X4C),
+        "`z` must be real",
+    ),
+    (
+        "MaskedAutoregressive",
+        "complex context",
+        lambda: B.MaskedAutoregressive(made_cond_ctx(), context=np.zeros((2, 3), np.complex64)),
+        "`context` must be real",
+    ),
+    (
+        "affine_coupling",
+        "complex z",
+        lambda: B.affine_coupling(B.alternating_mask(4), zero_cond).forward(X4C),
+        "`z` must be real",
+    ),
+    (
+        "affine_split_coupling",
+        "complex x",
+        lambda: B.affine_split_coupling(2, split_cond, event_ndims=1).inverse(X4C),
+        "`x` must be real",
+    ),
+    ("ScaledSigmoid", "complex pixels", lambda: B.ScaledSigmoid(0.05).inverse(IMGC), "`x` must be real"),
+    (
+        "ActNorm",
+        "complex loc",
+        lambda: B.ActNorm(np.zeros(2, np.complex64), np.zeros(2, np.float32)),
+        "`loc` must be real",
+    ),
+    ("actnorm_init", "complex batch", lambda: B.actnorm_init(IMGC), "`x` must be real"),
+    ("Invertible1x1Conv", "complex z", lambda: conv().forward(IMGC), "`z` must be real"),
+    (
+        "Invertible1x1Conv",
+        "complex lower",
+        lambda: conv(lower=np.zeros((2, 2), np.complex64)),
+        "`lower` must be real",
+    ),
+    ("Planar", "complex w", lambda: planar(w=np.ones(4, np.complex64)), "`w` must be real"),
+    ("Permute", "complex x", lambda: B.Permute(np.arange(4)).forward(X4C), "`x` must be real"),
+    ("DepthToSpace", "complex x", lambda: B.DepthToSpace().inverse(IMGC), "`x` must be real"),
+    ("LayerStack", "complex x", lambda: stack().forward(X4C), "`x` must be real"),
+    (
+        "merge_latent",
+        "complex part",
+        lambda: B.merge_latent([np.zeros((2, 2, 2, 8), np.complex64)], (4, 4, 2), [True]),
+        "`parts[0]` must be real",
+    ),
+    ("MADE", "complex x", lambda: N.MADE(4, (8,), 2).init(KEY, X4C), "`x` must be real"),
+    ("ConvResNet", "complex x", lambda: N.ConvResNet(4, 1, 2).init(KEY, IMGC), "`x` must be real"),
+    (
+        "uniform_dequantize",
+        "complex levels",
+        lambda: DQ.uniform_dequantize(KEY, LEVELS.astype(np.complex64), 16),
+        "`x` must be real",
+    ),
+    ("to_levels", "complex values", lambda: DQ.to_levels(IMGC, 16), "`x_cont` must be real"),
+    (
+        "dequantization_bound",
+        "complex levels",
+        lambda: Q.dequantization_bound(KEY, lambda x: jnp.zeros(x.shape[0]), LEVELS.astype(np.complex64), 16),
+        "`x` must be real",
+    ),
+    # float16 / bfloat16 data: accepted (bfloat16 counts as floating point), computed in float32
+    ("MAF", "bfloat16 x", lambda: apply(maf, X4.astype(jnp.bfloat16)), "accepted"),
+    (
+        "IAF",
+        "float16 x, fixed-point density",
+        lambda: iaf_fixed_point_log_prob(X4.astype(jnp.float16)),
+        "accepted",
+    ),
+    ("ImageRealNVP", "bfloat16 pixels", lambda: apply(image_realnvp, IMG.astype(jnp.bfloat16)), "accepted"),
+    ("Glow", "float16 pixels", lambda: apply(glow, IMG.astype(jnp.float16)), "accepted"),
+    (
+        "ScaledSigmoid",
+        "bfloat16 pixels",
+        lambda: B.ScaledSigmoid(0.05).inverse_and_log_det(IMG.astype(jnp.bfloat16)),
+        "accepted",
+    ),
+    ("actnorm_init", "bfloat16 batch", lambda: B.actnorm_init(IMG.astype(jnp.bfloat16)), "accepted"),
 ]
 
 

@@ -342,6 +342,25 @@ def test_array_batches_bad_inputs():
         ArrayBatches(_arrays(), 0, key=jax.random.PRNGKey(0))
 
 
+def test_iterators_take_typed_and_raw_keys_alike_and_only_whole_steps():
+    """A typed key (jax.random.key) holds the raw key's data: both kinds give the same batches; an int
+    key, a negative or fractional step are refused naming `key` / `step`."""
+    typed = ArrayBatches(_arrays(), 10, key=jax.random.key(5))
+    raw = ArrayBatches(_arrays(), 10, key=jax.random.PRNGKey(5))
+    for step in (0, 13, np.int64(27)):
+        np.testing.assert_array_equal(typed(step)["image"], raw(step)["image"])
+    moons = lambda k, n: sample_toy(k, "moons", n)
+    np.testing.assert_array_equal(SamplerBatches(moons, 8, key=jax.random.key(2))(4)["x"],
+                                  SamplerBatches(moons, 8, key=jax.random.PRNGKey(2))(4)["x"])
+    with pytest.raises(ValueError, match="`key` must be a single jax PRNG key"):
+        ArrayBatches(_arrays(), 10, key=5)
+    with pytest.raises(ValueError, match="`key` must be a single jax PRNG key"):
+        SamplerBatches(moons, 8, key=2)
+    for step in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="`step` must be an int >= 0"):
+            raw(step)
+
+
 def test_eval_batches_cover_every_example_once():
     arrays = _arrays(23)
     seen = []

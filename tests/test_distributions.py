@@ -369,6 +369,59 @@ def test_categorical_and_bernoulli_heads():
     chex.assert_tree_all_finite(grad)
 
 
+def log_softmax64(logits):
+    logits = np.asarray(logits, np.float64)
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("head, num_levels", [(CategoricalHead(), 5), (BernoulliHead(), 2)],
+                         ids=["categorical", "bernoulli"])
+def test_discrete_heads_score_levels_with_sample_axes_sample_and_index_as_distrax(head, num_levels):
+    """The checked distributions of the discrete heads give the float64 log-probabilities of their
+    logits at levels with a leading sample axis (eagerly and under jit), sample_and_log_prob's
+    log-probabilities are those of its draws, and indexing a member keeps the class and its values."""
+    params = jnp.asarray(rng(20).standard_normal((4, head.num_params(num_levels))), jnp.float32)
+    logits = np.asarray(params, np.float64)
+    table = log_softmax64(logits) if num_levels > 2 else np.stack(
+        [-np.logaddexp(0.0, logits[:, 0]), -np.logaddexp(0.0, -logits[:, 0])], -1)  # log sigmoid(-+l)
+    x = random_levels(21, (3, 4), num_levels)
+    ref = table[np.arange(4), np.asarray(x)]
+    dist = head(params, num_levels)
+    np.testing.assert_allclose(dist.log_prob(x), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(jax.jit(lambda p, v: head(p, num_levels).log_prob(v))(params, x), ref,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dist.prob(x), np.exp(ref), rtol=1e-5)
+    draws, log_p = jax.jit(lambda p: head(p, num_levels).sample_and_log_prob(
+        seed=jax.random.PRNGKey(0), sample_shape=(50,)))(params)
+    draws = np.asarray(draws)
+    assert draws.shape == (50, 4) and draws.min() >= 0 and draws.max() < num_levels
+    np.testing.assert_allclose(log_p, table[np.arange(4), draws], rtol=1e-5, atol=1e-6)
+    member = dist[2]
+    assert type(member) is type(dist) and member.batch_shape == ()
+    np.testing.assert_allclose(member.log_prob(x[:, 2]), ref[:, 2], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=rf"`value` must hold levels in \[0, {num_levels}\)"):
+        member.log_prob(num_levels)
+
+
+def test_head_levels_traced_under_jit_are_checked_in_checked_mode():
+    """Under jit a level cannot be read at trace time: in `checked_mode` the range check becomes a
+    checkify check that names `value`; valid levels pass it and score as eagerly."""
+    from jax.experimental import checkify  # noqa: PLC0415
+
+    from dgmjax.training import checked_mode  # noqa: PLC0415
+
+    logits = jnp.asarray(rng(22).standard_normal((4, 5)), jnp.float32)
+    with checked_mode():
+        scored = checkify.checkify(jax.jit(lambda p, v: CategoricalHead()(p, 5).log_prob(v)),
+                                   errors=checkify.user_checks)
+        err_bad, _ = scored(logits, jnp.array([0, 1, 5, 2]))
+        err_good, good = scored(logits, jnp.array([0, 1, 4, 2]))
+    assert "`value` must hold levels in [0, 5)" in str(err_bad.get())
+    assert err_good.get() is None
+    np.testing.assert_allclose(good, log_softmax64(logits)[np.arange(4), [0, 1, 4, 2]], rtol=1e-5, atol=1e-6)
+
+
 def test_mixture_heads_split_their_params_in_the_documented_layout():
     k, L = 3, 17
     head = LogisticMixtureHead(k)
@@ -476,3 +529,32 @@ def test_value_must_line_up_with_the_batch_shape(make, event):
                       (7, b))
     # a parameter axis of size 1 broadcasts against the value's
     chex.assert_shape(jax.eval_shape(lambda v: make(1).log_prob(v), jnp.zeros((b,) + event, jnp.int32)), (b,))
+
+
+@pytest.mark.parametrize("make, event", [
+    (lambda batch: _mixture(batch, num_levels=17), ()),
+    (lambda batch: IntegerLogisticMixture(*(jnp.zeros(batch + (2,)),) * 3), ()),
+    (lambda batch: _rgb(batch, k=2, num_levels=17), (3,)),
+    (lambda batch: CategoricalHead()(jnp.zeros(batch + (17,)), 17), ()),
+], ids=["mixture", "integer", "rgb", "categorical-head"])
+def test_value_with_fewer_axes_than_the_batch_shape_is_rejected(make, event):
+    """Levels of one row (b,) against a batch (2, b) would broadcast into both rows silently: the value
+    must carry every batch axis (leading sample axes may be added, none of the batch's dropped)."""
+    b = 5
+    with pytest.raises(ValueError, match="`value`.*line up"):
+        make((2, b)).log_prob(jnp.zeros((b,) + event, jnp.int32))
+    with pytest.raises(ValueError, match="`value`.*line up"):
+        make((b,)).log_prob(jnp.zeros(event, jnp.int32))
+    with_sample_axis = jnp.zeros((3, 2, b) + event, jnp.int32)
+    chex.assert_shape(jax.eval_shape(lambda v: make((2, b)).log_prob(v), with_sample_axis), (3, 2, b))
+
+
+def test_a_parameter_axis_of_size_1_scores_like_the_parameters_broadcast():
+    """The one broadcast the value check allows, a parameter axis of size 1 against the value's, gives
+    the log-probabilities of the parameters broadcast to the value's batch by hand."""
+    lw, mu, ls = random_params(30, (1,), 3)
+    x = random_levels(31, (6,), 17)
+    wide = tuple(jnp.broadcast_to(a, (6, 3)) for a in (lw, mu, ls))
+    np.testing.assert_allclose(mixture_log_prob(x, lw, mu, ls, 17), mixture_log_prob(x, *wide, 17), rtol=1e-6)
+    np.testing.assert_allclose(mixture_log_prob(x, lw, mu, ls, 17), reference_log_prob(x, *wide, 17),
+                               rtol=2e-5, atol=2e-5)

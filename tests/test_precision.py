@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from helpers import brute_force_log_prob, perturb
 
-from dgmjax.bijectors import Invertible1x1Conv
-from dgmjax.models import MAF, Glow, ImageRealNVP, RealNVP
+from dgmjax.bijectors import Invertible1x1Conv, ScaledSigmoid
+from dgmjax.models import IAF, MAF, Glow, ImageRealNVP, RealNVP
 from dgmjax.nn import MADE, MLP, ConvResNet
 
 BF16_EPS = 2.0 ** -8  # bfloat16's unit round-off (8 significand bits)
@@ -118,3 +118,54 @@ def test_round_trip_and_log_det_at_the_backends_default_precision(make, x, matmu
     np.testing.assert_allclose(z, z_ref, atol=tol)
     np.testing.assert_allclose(x_back, x, atol=tol)
     np.testing.assert_allclose(log_det, log_det_ref, atol=tol * int(np.prod(x.shape[1:])))
+
+
+LOW_PRECISION = [jnp.float16, jnp.bfloat16]
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=["float16", "bfloat16"])
+def test_logit_preprocessing_of_low_precision_images_computes_in_float32(dtype):
+    """The logit y = log s - log(1 - s), s = alpha + (1 - 2 alpha) x, and its log-det of float16 /
+    bfloat16 pixels, against float64 on the same values: float32 round-off (in float16 the
+    log-det alone was off by about 1%)."""
+    alpha = 0.05
+    x = jnp.linspace(0.0, 1.0, 257).astype(dtype)
+    y, log_det = ScaledSigmoid(alpha).inverse_and_log_det(x)
+    assert y.dtype == jnp.float32 and log_det.dtype == jnp.float32
+    s = alpha + (1 - 2 * alpha) * np.asarray(x, np.float64)
+    np.testing.assert_allclose(y, np.log(s) - np.log1p(-s), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(log_det, np.log1p(-2 * alpha) - np.log(s) - np.log1p(-s), rtol=1e-5, atol=1e-6)
+    x_back = ScaledSigmoid(alpha).forward(y.astype(dtype))
+    assert x_back.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("make, shape, dtype", [
+    (lambda: RealNVP(event_size=4, num_layers=2, hidden_sizes=(16,)), (5, 4), jnp.float16),
+    (lambda: MAF(event_size=4, num_layers=2, hidden_sizes=(16,), actnorm=True), (5, 4), jnp.bfloat16),
+    (lambda: IAF(event_size=4, num_layers=2, hidden_sizes=(16,)), (5, 4), jnp.float16),
+    (lambda: ImageRealNVP(image_shape=(4, 4, 1), num_checkerboard=2, num_channelwise=2, features=8,
+                          num_blocks=1), (3, 4, 4, 1), jnp.bfloat16),
+    (lambda: ImageRealNVP(image_shape=(4, 4, 1), num_checkerboard=2, num_channelwise=2, features=8,
+                          num_blocks=1, logit_alpha=None), (3, 4, 4, 1), jnp.float16),
+    (lambda: Glow(image_shape=(4, 4, 1), num_scales=2, num_steps=2, features=8), (3, 4, 4, 1), jnp.float16),
+    (lambda: Glow(image_shape=(4, 4, 1), num_scales=2, num_steps=2, features=8, logit_alpha=None),
+     (3, 4, 4, 1), jnp.bfloat16),
+], ids=["realnvp-float16", "maf_actnorm-bfloat16", "iaf-float16", "image_realnvp-bfloat16",
+        "image_realnvp_no_logit-float16", "glow-float16", "glow_no_logit-bfloat16"])
+def test_low_precision_data_is_read_as_float32(make, shape, dtype):
+    """float16 / bfloat16 data (each model with one of them): log_prob (and the data-dependent init)
+    equal those of the float32 batch of the same values, to float32 round-off, and come out float32:
+    the transforms and log-dets compute in float32 (docs/DESIGN.md)."""
+    model = make()
+    x = jax.random.uniform(jax.random.PRNGKey(0), shape, minval=0.02, maxval=0.98).astype(dtype)
+    x32 = x.astype(jnp.float32)  # exactly the same values
+    init = jax.jit(model.init)
+    init_low, init_full = init(jax.random.PRNGKey(1), x), init(jax.random.PRNGKey(1), x32)
+    for a, b in zip(jax.tree_util.tree_leaves(init_low), jax.tree_util.tree_leaves(init_full), strict=True):
+        assert a.dtype == b.dtype == jnp.float32
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    params = perturb(init_full, 2)
+    apply = jax.jit(model.apply)
+    low, full = apply(params, x), apply(params, x32)
+    assert low.dtype == jnp.float32
+    np.testing.assert_allclose(low, full, rtol=1e-6, atol=1e-6)

@@ -10,20 +10,32 @@ The forward direction is solved by iterating x <- z * s(x) + mu(x). After k
 iterations the first k variables (in the conditioner's order) are exact, so
 D iterations give the exact answer whatever the start:
 
-- `solver="sequential"`: exactly D iterations (`lax.fori_loop`; reverse-mode
-  differentiable). This is MAF's sequential sampling: D conditioner passes.
-- `solver="fixed_point"`: the same (Jacobi) iteration with early exit when
-  no entry moves by more than `tolerance` (`lax.while_loop`, forward-mode
-  only), capped at D iterations, so it is never slower and never inexact
-  beyond the tolerance; trained flows usually converge in far fewer than D.
+- `solver="sequential"`: exactly D iterations (`lax.fori_loop`). This is
+  MAF's sequential sampling: D conditioner passes.
+- `solver="fixed_point"`: the same (Jacobi) iteration with early exit, row by
+  row: the loop stops once every row (batch element) with finite entries has
+  stopped moving by more than `tolerance`, capped at D iterations, so it is
+  never slower and never inexact beyond the tolerance; trained flows usually
+  converge in far fewer than D. A row that turns non-finite (a NaN or inf in
+  its input) neither holds the loop up nor stops it, and comes back NaN.
+
+Both solvers are differentiable in forward and reverse mode. The fixed point's
+derivatives come from the implicit function theorem: the tangent of x solves
+(I - J) dx = b with J = d(update)/dx strictly triangular (in the conditioner's
+order), which the same row-wise Jacobi iteration solves exactly in at most D
+steps (`lax.custom_linear_solve`; reverse mode iterates with J's transpose).
 
 `InverseAutoregressive` is `distrax.Inverse` of the same layer: its forward
 (sampling) is one pass and its inverse (density) is the sequential one: the
 IAF of the lecture. log|det| = sum log s in either direction, exactly.
+
+Input in float16 or bfloat16 is upcast to float32 first (the transform and its
+log-det compute in float32, docs/DESIGN.md).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import distrax
@@ -52,6 +64,71 @@ def carry_dtype(fn, x):
     return jnp.result_type(dtype, jax.eval_shape(fn, x.astype(dtype)).dtype)
 
 
+def _iterate(step, x0, tolerance: float, cap: int, *, relative: bool = False):
+    """Iterates `x <- step(x)` from `x0` (shape (..., D)), row by row, at most `cap` times.
+
+    A row (one index of the batch axes) has converged when none of its entries moved by more than
+    `tolerance` in the last iteration (with `relative`, by more than `tolerance` times the row's
+    largest magnitude). The loop runs until every row whose entries are finite has converged, or
+    `cap` iterations; a row that is not finite (NaN or inf in it, or a NaN change) does not keep it
+    going and does not stop it, and comes back all NaN so that it cannot pass for a solution.
+
+    Returns the iterate and the number of iterations (int32).
+    """
+
+    def cond(carry):
+        _, _, active, k = carry
+        return (k < cap) & jnp.any(active)
+
+    def body(carry):
+        x, _, _, k = carry
+        x_new = step(x)
+        change = jnp.max(jnp.abs(x_new - x), axis=-1)
+        bound = tolerance * jnp.max(jnp.abs(x_new), axis=-1) if relative else tolerance
+        finite = jnp.isfinite(change) & jnp.all(jnp.isfinite(x_new), axis=-1)
+        return x_new, finite, finite & (change > bound), k + 1
+
+    rows = jnp.ones(x0.shape[:-1], bool)
+    x, finite, _, iters = jax.lax.while_loop(cond, body, (x0, rows, rows, jnp.asarray(0, jnp.int32)))
+    return jnp.where(finite[..., None], x, jnp.asarray(jnp.nan, x.dtype)), iters
+
+
+def _jacobi_solve(matvec, b, tolerance: float):
+    """Solves `matvec(v) = b` for `matvec = I - N` with N strictly triangular (nilpotent) and acting
+    on each row (the last axis) separately, by `v <- b + N v`: exact after D = b.shape[-1] steps."""
+    return _iterate(lambda v: b + v - matvec(v), b, tolerance, b.shape[-1], relative=True)[0]
+
+
+def _fixed_point(update, z, tolerance: float, cap: int):
+    """The row-wise Jacobi solution x = update(x, z) started at z (at most `cap` iterations), and
+    the iterations it took.
+
+    Differentiable (forward and reverse) in z and in every array `update` closes over (the
+    conditioner's parameters, a context), by the implicit function theorem: the derivatives are
+    those of the exact fixed point, at the x returned. Their linear solves stop at `tolerance`
+    relative to each row's scale, or after D steps (where they are exact), whatever `cap`.
+    """
+    fn, consts = jax.closure_convert(update, z, z)
+    return _fixed_point_solve(fn, tolerance, cap, z, *consts)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _fixed_point_solve(fn, tolerance, cap, z, *consts):
+    return _iterate(lambda x: fn(x, z, *consts), z, tolerance, cap)
+
+
+@_fixed_point_solve.defjvp
+def _fixed_point_jvp(fn, tolerance, cap, primals, tangents):
+    z, *consts = primals
+    x, iters = _fixed_point_solve(fn, tolerance, cap, *primals)
+    # x = fn(x, z, c) gives (I - J) dx = b: J = d fn / dx at x, b = fn's tangent from (z, c).
+    _, b = jax.jvp(lambda z_, *c: fn(x, z_, *c), primals, tangents)
+    matvec = lambda t: t - jax.jvp(lambda x_: fn(x_, z, *consts), (x,), (t,))[1]
+    solve = lambda mv, rhs: _jacobi_solve(mv, rhs, tolerance)
+    dx = jax.lax.custom_linear_solve(matvec, b, solve, transpose_solve=solve)
+    return (x, iters), (dx, np.zeros(iters.shape, jax.dtypes.float0))
+
+
 class MaskedAutoregressive(distrax.Bijector):
     """Masked autoregressive flow layer on vectors (event shape (D,)).
 
@@ -64,9 +141,16 @@ class MaskedAutoregressive(distrax.Bijector):
         `bounded_log_scale`).
       scale_bound: the bound that `bounded_log_scale` uses with "tanh".
       solver: how the sequential direction (`forward`) is solved: "sequential"
-        or "fixed_point".
-      tolerance: fixed-point stopping threshold on max |x_new - x|.
+        or "fixed_point" (see the module docstring). With "fixed_point", a row
+        (batch element) that is not finite comes back as NaN, log-det included,
+        and the other rows are solved as if it were not there.
+      tolerance: fixed-point stopping threshold on max |x_new - x| per row (a
+        row stops when none of its entries moves by more than this); the
+        tangents' linear solves stop at `tolerance` relative to their row's
+        largest entry. 0: iterate until nothing moves, or D iterations.
       max_iterations: cap on fixed-point iterations (default D).
+
+    Input in float16 or bfloat16 is upcast to float32 (see the module docstring).
     """
 
     def __init__(self, conditioner: Callable, *, context=None, scale_fn: str = "tanh",
@@ -77,10 +161,7 @@ class MaskedAutoregressive(distrax.Bijector):
         check_scale_fn(scale_fn)
         scale_bound = v.check_positive_float(scale_bound, "scale_bound")
         _check_solver(solver)
-        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.integer, np.floating)) \
-                or not tolerance >= 0 or not np.isfinite(tolerance):
-            raise ValueError(f"`tolerance` must be a finite number >= 0; got {tolerance!r}.")
-        tolerance = float(tolerance)
+        tolerance = v.check_nonnegative_float(tolerance, "tolerance")
         if max_iterations is not None:
             max_iterations = v.check_positive_int(max_iterations, "max_iterations")
         if context is not None:
@@ -116,6 +197,7 @@ class MaskedAutoregressive(distrax.Bijector):
         return params[..., 0], bounded_log_scale(params[..., 1], self._scale_fn, self._scale_bound)
 
     def _check(self, x, name):
+        """`x` checked, and upcast to float32 when in a lower-precision float."""
         if not hasattr(x, "dtype"):
             raise ValueError(f"`{name}` must be an array of shape (..., D); got {type(x).__name__}.")
         if x.ndim < 1:
@@ -130,9 +212,10 @@ class MaskedAutoregressive(distrax.Bijector):
                     f"`context` batch shape {ctx_batch} (context shape {self._context.shape}) does "
                     f"not match the batch shape {batch} of `{name}` (shape {x.shape}); expected equal "
                     f"or broadcastable batch axes, e.g. one context per example.") from None
+        return v.upcast_low_precision(x)
 
     def inverse_and_log_det(self, x):
-        self._check(x, "x")
+        x = self._check(x, "x")
         shift, log_scale = self.shift_and_log_scale(x)
         return (x - shift) * jnp.exp(-log_scale), -jnp.sum(log_scale, -1)
 
@@ -141,8 +224,9 @@ class MaskedAutoregressive(distrax.Bijector):
         return x, log_det
 
     def forward_with_iterations(self, z, solver: str | None = None):
-        """forward plus the number of conditioner passes the solver used."""
-        self._check(z, "z")
+        """forward plus the number of conditioner passes the solver used (`solver` overrides the
+        layer's)."""
+        z = self._check(z, "z")
         solver = _check_solver(solver or self._solver)
         num_dims = z.shape[-1]
         # Iterate at the shape the conditioner gives z (z broadcast against the context's batch axes),
@@ -150,30 +234,19 @@ class MaskedAutoregressive(distrax.Bijector):
         z = jnp.broadcast_to(z, jax.eval_shape(self._params, z).shape[:-1])
         z = z.astype(carry_dtype(lambda x: self._params(x)[..., 0], z))
 
-        def update(x):
+        def update(x, z):
             shift, log_scale = self.shift_and_log_scale(x)
             return (z * jnp.exp(log_scale) + shift).astype(z.dtype), log_scale.astype(z.dtype)
 
         if solver == "sequential":
             def body(_, carry):
-                return update(carry[0])
+                return update(carry[0], z)
 
             x, log_scale = jax.lax.fori_loop(0, num_dims, body, (z, jnp.zeros_like(z)))
             return x, jnp.sum(log_scale, -1), jnp.asarray(num_dims, jnp.int32)
 
         cap = min(self._max_iterations or num_dims, num_dims)
-
-        def cond(carry):
-            _, _, delta, k = carry
-            return (k < cap) & (delta > self._tolerance)
-
-        def step(carry):
-            x, _, _, k = carry
-            x_new, log_scale = update(x)
-            return x_new, log_scale, jnp.max(jnp.abs(x_new - x)), k + 1
-
-        init = (z, jnp.zeros_like(z), jnp.asarray(jnp.inf, z.dtype), jnp.asarray(0, jnp.int32))
-        x, _, _, iters = jax.lax.while_loop(cond, step, init)
+        x, iters = _fixed_point(lambda x, z: update(x, z)[0], z, self._tolerance, cap)
         # The log-det of the returned x, from the parameters at x itself (one more pass).
         _, log_scale = self.shift_and_log_scale(x)
         return x, jnp.sum(log_scale, -1), iters
@@ -235,6 +308,7 @@ class Permute(distrax.Bijector):
     def _check(self, x, name):
         if not hasattr(x, "shape"):
             raise ValueError(f"`{name}` must be an array; got {type(x).__name__}.")
+        v.check_real(x, name)
         if x.ndim < 1 or x.shape[-1] != self._perm.shape[0]:
             raise ValueError(f"`{name}` must have last axis {self._perm.shape[0]}; got {x.shape}.")
 

@@ -66,10 +66,12 @@ def bounded_log_scale(raw: jax.Array, scale_fn: str = "tanh", bound: float = 2.0
 
 
 def _check_real_input(x, name: str):
+    """`x` checked to be a float array, and upcast to float32 when in a lower-precision float (the
+    coupling computes in float32 or wider, whatever its conditioner returns)."""
     if not hasattr(x, "dtype") or not hasattr(x, "shape"):
         raise ValueError(f"`{name}` must be an array; got {type(x).__name__}.")
     v.check_float(x, name)
-    return x
+    return v.upcast_low_precision(x)
 
 
 def _image_shape(shape, name: str = "shape") -> tuple[int, int, int]:
@@ -123,16 +125,14 @@ class _AffineMaskedCoupling(distrax.MaskedCoupling):
     (distrax would broadcast a mask against an input of another shape)."""
 
     def _check_input(self, x, name):
-        _check_real_input(x, name)
-        v.check_event_shape(x, self.mask.shape, name)
+        x = _check_real_input(x, name)
+        return v.check_event_shape(x, self.mask.shape, name)
 
     def forward_and_log_det(self, x):
-        self._check_input(x, "z")
-        return super().forward_and_log_det(x)
+        return super().forward_and_log_det(self._check_input(x, "z"))
 
     def inverse_and_log_det(self, y):
-        self._check_input(y, "x")
-        return super().inverse_and_log_det(y)
+        return super().inverse_and_log_det(self._check_input(y, "x"))
 
 
 def affine_coupling(
@@ -190,7 +190,7 @@ class _AffineSplitCoupling(distrax.SplitCoupling):
     """`distrax.SplitCoupling` that checks its input: a split strictly inside the last axis."""
 
     def _check_input(self, x, name):
-        _check_real_input(x, name)
+        x = _check_real_input(x, name)
         k = self.event_ndims_in
         if x.ndim < k:
             raise ValueError(f"`{name}` must have at least event_ndims={k} axes; got shape {x.shape}.")
@@ -199,6 +199,7 @@ class _AffineSplitCoupling(distrax.SplitCoupling):
                 f"`split_index` {self._split_index} must lie strictly inside the last axis of `{name}` "
                 f"(1 <= split_index <= {x.shape[-1] - 1}); got `{name}` of shape {x.shape}: the "
                 f"layer would transform nothing.")
+        return x
 
     def _params(self, kept, rest):
         params = self._conditioner(kept)
@@ -210,13 +211,13 @@ class _AffineSplitCoupling(distrax.SplitCoupling):
         return params
 
     def forward_and_log_det(self, x):
-        self._check_input(x, "z")
+        x = self._check_input(x, "z")
         x1, x2 = self._split(x)
         y2, logdet = self._inner_bijector(self._params(x1, x2)).forward_and_log_det(x2)
         return self._recombine(x1, y2), logdet
 
     def inverse_and_log_det(self, y):
-        self._check_input(y, "x")
+        y = self._check_input(y, "x")
         y1, y2 = self._split(y)
         x2, logdet = self._inner_bijector(self._params(y1, y2)).inverse_and_log_det(y2)
         return self._recombine(y1, x2), logdet

@@ -16,15 +16,6 @@ import numpy as np
 from dgmjax import _checks as v
 
 
-def _as_array(x, name):
-    if isinstance(x, (np.ndarray, jax.Array)):
-        return x
-    try:
-        return jnp.asarray(x)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"`{name}` must be an array; got {type(x).__name__}.") from err
-
-
 def _check_image(x, name, channels):
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         raise ValueError(f"`{name}` must be an array of shape (..., H, W, {channels}); got "
@@ -32,6 +23,7 @@ def _check_image(x, name, channels):
     if x.ndim < 3 or x.shape[-1] != channels:
         raise ValueError(f"`{name}` must have shape (..., H, W, {channels}); got {x.shape}.")
     v.check_float(x, name)
+    return v.upcast_low_precision(x)  # the transform and log-det compute in float32 or wider
 
 
 class ActNorm(distrax.Bijector):
@@ -45,7 +37,7 @@ class ActNorm(distrax.Bijector):
     """
 
     def __init__(self, loc, log_scale, event_ndims: int = 3):
-        loc, log_scale = jnp.asarray(_as_array(loc, "loc")), jnp.asarray(_as_array(log_scale, "log_scale"))
+        loc, log_scale = jnp.asarray(v.as_array(loc, "loc")), jnp.asarray(v.as_array(log_scale, "log_scale"))
         if loc.ndim != 1 or loc.shape != log_scale.shape or loc.shape[0] == 0:
             raise ValueError(f"`loc` and `log_scale` must be vectors of one length (C,), C >= 1; got "
                              f"{loc.shape} and {log_scale.shape}.")
@@ -65,6 +57,7 @@ class ActNorm(distrax.Bijector):
         if x.ndim < k or x.shape[-1] != self._loc.shape[0]:
             raise ValueError(f"`{name}` must have {k} event axes, the last of size "
                              f"{self._loc.shape[0]}; got shape {x.shape}.")
+        return v.upcast_low_precision(x)  # the transform and log-det compute in float32 or wider
 
     def _log_det(self, x):
         k = self.event_ndims_in
@@ -74,20 +67,22 @@ class ActNorm(distrax.Bijector):
         return jnp.full(x.shape[: x.ndim - k], positions * jnp.sum(self._log_scale), x.dtype)
 
     def forward_and_log_det(self, z):
-        self._check(z, "z")
+        z = self._check(z, "z")
         return z * jnp.exp(self._log_scale) + self._loc, self._log_det(z)
 
     def inverse_and_log_det(self, x):
-        self._check(x, "x")
+        x = self._check(x, "x")
         return (x - self._loc) * jnp.exp(-self._log_scale), -self._log_det(x)
 
 
 def actnorm_init(x, eps: float = 1e-6):
-    """Data-dependent ActNorm parameters: per-channel mean and log std over all but the last axis."""
-    x = _as_array(x, "x")
+    """Data-dependent ActNorm parameters: per-channel mean and log std over all but the last axis
+    (in float32 for float16 or bfloat16 `x`)."""
+    x = v.as_array(x, "x")
     if x.ndim < 2:
         raise ValueError(f"`x` must be a batch of shape (N, ..., C) with N >= 1; got shape {x.shape}.")
     v.check_float(x, "x")
+    x = v.upcast_low_precision(x)
     eps = v.check_positive_float(eps, "eps")
     axes = tuple(range(x.ndim - 1))
     mean = jnp.mean(x, axes)
@@ -119,9 +114,9 @@ class Invertible1x1Conv(distrax.Bijector):
     """
 
     def __init__(self, permutation, lower, upper, log_diag, sign=None):
-        lower, upper = jnp.asarray(_as_array(lower, "lower")), jnp.asarray(_as_array(upper, "upper"))
-        log_diag = jnp.asarray(_as_array(log_diag, "log_diag"))
-        permutation = _as_array(permutation, "permutation")
+        lower, upper = jnp.asarray(v.as_array(lower, "lower")), jnp.asarray(v.as_array(upper, "upper"))
+        log_diag = jnp.asarray(v.as_array(log_diag, "log_diag"))
+        permutation = v.as_array(permutation, "permutation")
         c = log_diag.shape[-1] if log_diag.ndim == 1 and log_diag.shape[0] > 0 else None
         if c is None or lower.shape != (c, c) or upper.shape != (c, c) or jnp.shape(permutation) != (c,):
             raise ValueError(
@@ -148,7 +143,7 @@ class Invertible1x1Conv(distrax.Bijector):
         if sign is None:
             sign = jnp.ones_like(log_diag)
         else:
-            sign = jnp.asarray(_as_array(sign, "sign"))
+            sign = jnp.asarray(v.as_array(sign, "sign"))
             if sign.shape != (c,):
                 raise ValueError(f"`sign` must have shape ({c},); got {sign.shape}.")
             v.check_values(jnp.abs(sign) == 1, "`sign` must hold +1 or -1 (U's diagonal signs); "
@@ -174,9 +169,9 @@ class Invertible1x1Conv(distrax.Bijector):
         return jnp.full(x.shape[:-3], x.shape[-3] * x.shape[-2] * jnp.sum(self._log_diag), x.dtype)
 
     def forward_and_log_det(self, z):
-        _check_image(z, "z", self._c)
+        z = _check_image(z, "z", self._c)
         return _exact_matmul(z, self.matrix().T), self._log_det(z)
 
     def inverse_and_log_det(self, x):
-        _check_image(x, "x", self._c)
+        x = _check_image(x, "x", self._c)
         return _exact_matmul(x, self.inverse_matrix().T), -self._log_det(x)

@@ -44,6 +44,7 @@ class DepthToSpace(distrax.Bijector):
     def _check(self, x, name, squeezed: bool):
         if not hasattr(x, "shape"):
             raise ValueError(f"`{name}` must be an array of shape (..., H, W, C); got {type(x).__name__}.")
+        v.check_real(x, name)
         if x.ndim < 3:
             raise ValueError(f"`{name}` must have shape (..., H, W, C); got {x.shape}.")
         f = self._factor
@@ -101,6 +102,7 @@ class FactorOut(distrax.Bijector):
     def _split(self, x, name):
         if not hasattr(x, "shape"):
             raise ValueError(f"`{name}` must be an array of shape (..., H, W, C); got {type(x).__name__}.")
+        v.check_real(x, name)
         if x.ndim < 3 or x.shape[-1] <= self._num_kept:
             raise ValueError(
                 f"`{name}` must have more than num_kept={self._num_kept} channels; got shape "
@@ -217,6 +219,7 @@ def merge_latent(parts: Sequence, image_shape: Sequence[int], squeezes: Sequence
     if len(parts) != len(squeezes):
         raise ValueError(f"`parts` must hold one array per scale ({len(squeezes)}); got {len(parts)}.")
     for s, part in enumerate(parts):
+        v.check_real(part, f"parts[{s}]")
         h, w, c = shapes[s][1]
         expected = (h, w, c if s + 1 == len(squeezes) else c - c // 2)
         if tuple(np.shape(part))[-3:] != expected:

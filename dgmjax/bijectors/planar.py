@@ -77,15 +77,16 @@ class Planar(distrax.Bijector):
         if x.ndim < 1 or x.shape[-1] != d:
             raise ValueError(f"`{name}` must have shape (..., {d}); got {x.shape}.")
         v.check_float(x, name)
+        return v.upcast_low_precision(x)  # the transform and log-det compute in float32 or wider
 
     def forward_and_log_det(self, z):
-        self._check(z, "z")
+        z = self._check(z, "z")
         a = jnp.sum(self._w * z, -1) + self._b
         y = z + self._u_hat * jnp.tanh(a)[..., None]
         return y, _log_det_term(a, self._log_opc)
 
     def inverse_and_log_det(self, y):
-        self._check(y, "y")
+        y = self._check(y, "y")
         t = jnp.sum(self._w * y, -1)
         c = jnp.expm1(self._log_opc)  # w.u_hat
         width = jnp.abs(c) + 1e-6 * (1.0 + jnp.abs(t))

@@ -23,6 +23,11 @@ class ScaledSigmoid(distrax.Bijector):
     `distrax.Chain([distrax.Block(ScaledSigmoid(alpha), 3), flow])`.
 
     log|dx/dy| = log s + log(1 - s) - log(1 - 2 alpha),  s = sigmoid(y) = alpha + (1 - 2 alpha) x.
+
+    Input in float16 or bfloat16 is upcast to float32 first, in both directions:
+    the transform and its log-det compute in float32 (docs/DESIGN.md, precision).
+    As the data-side layer of the image models, this is where their low-precision
+    images become float32.
     """
 
     def __init__(self, alpha: float = 0.05):
@@ -42,6 +47,7 @@ class ScaledSigmoid(distrax.Bijector):
     def forward_and_log_det(self, y):
         y = v.as_array(y, "y")
         v.check_float(y, "y")
+        y = v.upcast_low_precision(y)
         # sigmoid(y) as exp(-softplus(-y)): the same value, and its derivative comes out as
         # sigmoid(y) sigmoid(-y) (jax.nn.sigmoid's is s (1 - s), which cancels for large y).
         x = (jnp.exp(-jax.nn.softplus(-y)) - self._alpha) / (1.0 - 2.0 * self._alpha)
@@ -51,6 +57,7 @@ class ScaledSigmoid(distrax.Bijector):
     def inverse_and_log_det(self, x):
         x = v.as_array(x, "x")
         v.check_unit_interval(x, "x", what="pixel values")
+        x = v.upcast_low_precision(x)
         # s and 1 - s = alpha + (1 - 2 alpha)(1 - x), each formed without cancellation (1 - x is exact
         # for x in [1/2, 1]), so both logs stay finite for alpha > 0 and accurate near x = 1.
         s = self._alpha + (1.0 - 2.0 * self._alpha) * x

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dgmjax import _checks as v
+
 __all__ = ["LayerStack"]
 
 
@@ -53,6 +55,9 @@ class LayerStack(distrax.Bijector):
         are scanned over.
       remat: recompute each layer's activations in the backward pass
         (`jax.checkpoint`) to save memory on deep stacks.
+
+    Input in float16 or bfloat16 is upcast to float32 before the first layer, so
+    the transforms and log-dets compute in float32 (docs/DESIGN.md, precision).
     """
 
     def __init__(self, bijector_fn: Callable[[Any, Any], distrax.BijectorLike], params: Any,
@@ -146,6 +151,8 @@ class LayerStack(distrax.Bijector):
         if x.ndim < self.event_ndims_in:
             raise ValueError(f"`{'y' if inverse else 'x'}` must have at least event_ndims="
                              f"{self.event_ndims_in} axes; got shape {x.shape}.")
+        v.check_real(x, "y" if inverse else "x")
+        x = v.upcast_low_precision(x)  # the layers compute in float32 or wider
         first = self.layer(self._num_layers - 1 if inverse else 0)
         x = jnp.broadcast_to(x, jax.eval_shape(lambda y: one(first, y)[0], x).shape)
         # The carry keeps one dtype through the scan: x promoted with the layers' parameters (float32

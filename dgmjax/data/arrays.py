@@ -87,7 +87,7 @@ def _as_vectors(x: np.ndarray, where: str) -> np.ndarray:
     if dtype == np.bool_ or np.issubdtype(dtype, np.integer):
         raise ValueError(f"{where} has dtype {dtype} but `num_levels` is None; expected floating-point "
                          f"vectors, or pass `num_levels` (an int >= 2) to load integer images.")
-    if not np.issubdtype(dtype, np.floating):
+    if not v.is_float_dtype(dtype):
         raise ValueError(f"{where} has dtype {dtype}; expected floating-point vectors of shape (N, D).")
     if x.ndim != 2:
         raise ValueError(f"{where} has shape {x.shape} but `num_levels` is None; expected vectors of shape "
@@ -107,8 +107,8 @@ def _as_levels(x: np.ndarray, num_levels: int, where: str) -> np.ndarray:
     if x.ndim not in (3, 4):
         raise ValueError(f"{where} has shape {x.shape}; with `num_levels` {num_levels} expected images of "
                          f"shape (N, H, W, C) or (N, H, W).")
-    if np.issubdtype(dtype, np.floating):
-        if not np.isfinite(x).all() or (x != np.round(x)).any():
+    if v.is_float_dtype(dtype):
+        if not np.isfinite(x.astype(np.float32)).all() or (x != np.round(x)).any():
             raise ValueError(f"{where} holds floats that are not whole numbers (or not finite); with "
                              f"`num_levels` {num_levels} expected integer levels in [0, {num_levels}).")
     elif not (dtype == np.bool_ or np.issubdtype(dtype, np.integer)):

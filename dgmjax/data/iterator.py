@@ -40,6 +40,23 @@ def _check_batch_size(batch_size: int, sharding) -> int:
     return batch_size
 
 
+def _check_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+    """The arrays as numpy arrays, and their shared number of examples (leading axis)."""
+    if not isinstance(arrays, Mapping) or not arrays:
+        raise ValueError(f"`arrays` must be a non-empty mapping of names to arrays; got {arrays!r:.100}.")
+    arrays = {k: np.asarray(a) for k, a in arrays.items()}
+    if any(a.ndim == 0 for a in arrays.values()):
+        raise ValueError(f"`arrays` must have a leading axis of examples; got shapes "
+                         f"{ {k: a.shape for k, a in arrays.items()} }.")
+    sizes = {k: a.shape[0] for k, a in arrays.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"`arrays` must share their leading axis; got sizes {sizes}.")
+    n = next(iter(sizes.values()))
+    if n == 0:
+        raise ValueError(f"`arrays` must hold at least one example; got sizes {sizes}.")
+    return arrays, n
+
+
 def _process_rows(batch_size: int) -> slice:
     """Rows of the global batch that this process supplies."""
     n_proc, p = jax.process_count(), jax.process_index()
@@ -71,26 +88,22 @@ class ArrayBatches:
     """Shuffled fixed-shape batches from arrays sharing a leading axis.
 
     `batches(step)` returns the batch of global step `step` (epoch
-    `step // steps_per_epoch`); iterating yields steps 0, 1, 2, ... . The same
-    key gives the same batches on every run and every process.
+    `step // steps_per_epoch`), an int >= 0; iterating yields steps 0, 1, 2,
+    ... . `key` is a jax PRNG key (`jax.random.key(0)` or
+    `jax.random.PRNGKey(0)`). The same key gives the same batches on every run
+    and every process.
     """
 
     def __init__(self, arrays: Mapping[str, np.ndarray], batch_size: int, *, key: jax.Array,
                  sharding=None):
-        if not arrays:
-            raise ValueError("`arrays` must hold at least one array.")
-        sizes = {k: np.shape(a)[0] for k, a in arrays.items()}
-        if len(set(sizes.values())) != 1:
-            raise ValueError(f"`arrays` must share their leading axis; got sizes {sizes}.")
-        self._arrays = {k: np.asarray(a) for k, a in arrays.items()}
-        self._n = next(iter(sizes.values()))
+        self._arrays, self._n = _check_arrays(arrays)
         self.batch_size = _check_batch_size(batch_size, sharding)
         if self._n < self.batch_size:
             raise ValueError(
                 f"`batch_size` {self.batch_size} exceeds the number of examples ({self._n}); "
                 "the remainder is dropped, so no batch could be formed."
             )
-        self._key = key
+        self._key = v.check_key(key)
         self._sharding = sharding
         self._rows = _process_rows(self.batch_size)
         self._cached_epoch, self._cached_perm = None, None
@@ -111,7 +124,7 @@ class ArrayBatches:
 
     def host_batch(self, step: int) -> dict[str, np.ndarray]:
         """This process's rows of the batch of `step`, as numpy arrays."""
-        epoch, i = divmod(int(step), self.steps_per_epoch)
+        epoch, i = divmod(v.check_nonnegative_int(step, "step"), self.steps_per_epoch)
         idx = self.permutation(epoch)[i * self.batch_size : (i + 1) * self.batch_size][self._rows]
         return {k: a[idx] for k, a in self._arrays.items()}
 
@@ -126,17 +139,23 @@ class ArrayBatches:
 
 
 class SamplerBatches:
-    """Fresh batches from `sampler(key, n)`, one per step, from `fold_in(key, step)`."""
+    """Fresh batches from `sampler(key, n)`, one per step, from `fold_in(key, step)`.
+
+    `key` is a jax PRNG key; `batches(step)` takes an int step >= 0.
+    """
 
     def __init__(self, sampler: Callable[[jax.Array, int], jax.Array], batch_size: int, *,
                  key: jax.Array, name: str = "x", sharding=None):
+        if not callable(sampler):
+            raise ValueError(f"`sampler` must be a callable (key, n) -> batch; got {type(sampler).__name__}.")
         self.batch_size = _check_batch_size(batch_size, sharding)
         self._sampler = jax.jit(sampler, static_argnums=1)
-        self._key, self._name, self._sharding = key, name, sharding
+        self._key, self._name, self._sharding = v.check_key(key), name, sharding
         self._rows = _process_rows(self.batch_size)
 
     def host_batch(self, step: int) -> dict[str, np.ndarray]:
-        x = np.asarray(self._sampler(jax.random.fold_in(self._key, int(step)), self.batch_size))
+        step = v.check_nonnegative_int(step, "step")
+        x = np.asarray(self._sampler(jax.random.fold_in(self._key, step), self.batch_size))
         return {self._name: x[self._rows]}
 
     def __call__(self, step: int) -> dict[str, jax.Array]:
@@ -158,8 +177,7 @@ def eval_batches(arrays: Mapping[str, np.ndarray], batch_size: int, *, sharding=
     count every example exactly once.
     """
     batch_size = _check_batch_size(batch_size, sharding)
-    arrays = {k: np.asarray(a) for k, a in arrays.items()}
-    n = next(iter(arrays.values())).shape[0]
+    arrays, n = _check_arrays(arrays)
     rows = _process_rows(batch_size)
     for start in range(0, n, batch_size):
         idx = np.arange(start, start + batch_size)

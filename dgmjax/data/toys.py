@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dgmjax import _checks as v
+
 TOY_DENSITIES = ("moons", "eight_gaussians", "checkerboard", "two_spirals")
 """The names of the 2-D toy densities that `sample_toy` and `toy_log_prob` take."""
 
@@ -60,7 +62,8 @@ def _centres():
 
 
 def sample_toy(key: jax.Array, name: str, num_samples: int) -> jax.Array:
-    """Exact samples of toy `name`, float32 of shape (num_samples, 2)."""
+    """Exact samples of toy `name`, float32 of shape (num_samples, 2); `key` is a jax PRNG key."""
+    v.check_key(key)
     _check_name(name)
     if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
         raise ValueError(f"`num_samples` must be a positive int; got {num_samples!r}.")

@@ -66,9 +66,7 @@ def log1mexp(d):
 
     Each branch of the `jnp.where` sees a safe input, so the gradient is finite for every d > 0.
     """
-    d = jnp.asarray(d)
-    if not jnp.issubdtype(d.dtype, jnp.floating):
-        d = d.astype(jnp.float32)
+    d = v.as_float_array(d, "d")
     small = d < np.log(2.0)
     safe_small = jnp.where(small, d, 1.0)
     safe_large = jnp.where(small, 1.0, d)
@@ -123,13 +121,8 @@ def _level_of(values, num_levels):
 
 
 def _as_float(p, name):
-    """A parameter as a float array (Python numbers, lists and integer arrays are accepted)."""
-    p = p if isinstance(p, jax.Array) else jnp.asarray(p)
-    if p.dtype == jnp.bool_:
-        raise ValueError(f"`{name}` must hold numbers; got dtype bool.")
-    if not jnp.issubdtype(p.dtype, jnp.floating):
-        p = p.astype(jnp.float32)
-    return p
+    """A parameter as a real float array (Python numbers, lists and integer arrays are accepted)."""
+    return v.as_float_array(p, name)
 
 
 def _check_finite_params(params):
@@ -161,11 +154,14 @@ def _mixture_params(logit_weights, means, log_scales):
 
 
 def _check_value(value, batch_shape, event_shape, num_components=None, name="value"):
-    """A value whose trailing axes are `batch_shape + event_shape`, up to parameter axes of size 1.
+    """A value of shape (sample axes...) + batch_shape + event_shape, as a jax array.
 
-    Leading axes beyond those are sample axes. Rejected, because they would broadcast silently
+    A batch axis of the parameters that is 1 broadcasts against the value's (`v.check_value_shape`);
+    every other batch axis must be there and equal. Rejected, because they would broadcast silently
     into a result of the wrong meaning:
 
+    - a value with fewer axes than batch_shape + event_shape (levels of one image against a batch
+      of images);
     - a value axis of size 1 against a larger batch axis (an (B, 1) array against a batch of B
       gives B x B terms);
     - with K > 1 components, a value whose trailing axes equal the parameters' whole shape
@@ -174,15 +170,7 @@ def _check_value(value, batch_shape, event_shape, num_components=None, name="val
       meets the same rule; give the parameters an axis of size 1 (shape (1, K)) and the value
       a trailing axis of size 1 to evaluate a single mixture at K points.
     """
-    value = value if isinstance(value, jax.Array) else jnp.asarray(value)
-    full = tuple(batch_shape) + tuple(event_shape)
-    tail = value.shape[max(value.ndim - len(full), 0):]
-    aligned = full[len(full) - len(tail):]
-    if value.ndim < len(event_shape) or tail[len(tail) - len(event_shape):] != tuple(event_shape) or any(
-            t != a and a != 1 for t, a in zip(tail, aligned, strict=True)):
-        raise ValueError(f"`{name}` of shape {value.shape} does not line up with the distribution's "
-                         f"batch shape {tuple(batch_shape)} and event shape {tuple(event_shape)}: its "
-                         f"trailing axes must equal them (leading axes are sample axes).")
+    value = jnp.asarray(v.check_value_shape(value, batch_shape, event_shape, name))
     if num_components is not None and num_components > 1 and not event_shape:
         whole = tuple(batch_shape) + (num_components,)
         if value.ndim >= len(whole) and value.shape[value.ndim - len(whole):] == whole:
@@ -221,8 +209,11 @@ class DiscretizedLogisticMixture(distrax.Distribution):
         and from above to MAX_LOG_SCALE.
 
     Parameters may be arrays, Python numbers or lists; concrete NaN or infinite
-    values raise a ValueError. `log_prob` takes integer levels, of shape
-    batch_shape (after any leading sample axes), and is finite, with finite
+    values raise a ValueError. `log_prob` takes integer levels in [0, L) of
+    shape (sample axes...) + batch_shape: every batch axis must be there, equal
+    to the parameters' or against a parameter axis of size 1 (which broadcasts);
+    anything else (fewer axes, a value axis of size 1 against a larger batch
+    axis) is a ValueError naming `value`. It is finite, with finite
     gradients, for every level and every finite parameter value; `sample`
     draws exactly (a component, a logistic draw, its bin). K = 1 is a single
     discretized logistic.
@@ -293,7 +284,9 @@ class DiscretizedRGBLogisticMixture(distrax.Distribution):
         mu_r = m_r,  mu_g = m_g + a r,  mu_b = m_b + b r + c g   (r, g on the [-1, 1] scale)
 
     with (a, b, c) = tanh(coeffs). Args: `logit_weights` (..., K); `means`,
-    `log_scales`, `coeffs` (..., 3, K). Sampling draws r, then g given r, then b.
+    `log_scales`, `coeffs` (..., 3, K). `log_prob` takes integer levels in
+    [0, L) of shape (sample axes...) + batch_shape + (3,), batch axes lined up
+    as in `DiscretizedLogisticMixture`. Sampling draws r, then g given r, then b.
     Log-scales are clamped to [min_log_scale, MAX_LOG_SCALE]; values and
     gradients are finite for every finite parameter value.
     """
@@ -384,8 +377,10 @@ class IntegerLogisticMixture(distrax.Distribution):
     for every integer z, with means and log-scales in integer units (the prior
     of integer discrete flows). Log-scales are clamped to [min_log_scale,
     MAX_LOG_SCALE]; values and gradients are finite for every finite mean and
-    log-scale. `log_prob` also takes floats holding integers (values that
-    come through a straight-through rounding). Samples are int32, clipped to
+    log-scale. `log_prob` takes integers of shape (sample axes...) +
+    batch_shape, batch axes lined up as in `DiscretizedLogisticMixture`, also
+    as floats holding integers (values that come through a straight-through
+    rounding). Samples are int32, clipped to
     its range (a mean beyond +-2^31 saturates rather than wrapping around).
     """
 

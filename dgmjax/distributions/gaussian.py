@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 from distrax._src.distributions.distribution import to_batch_shape_index
 
+from dgmjax import _checks as v
+
 __all__ = ["LogScaleNormal", "diag_gaussian_kl", "gaussian_log_scale"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -32,9 +34,8 @@ _EXP_SAFE = 80.0  # e^80 is far from float32 overflow (e^88.7)
 _EXP_MAX = 88.0
 
 
-def _float(x):
-    x = jnp.asarray(x)
-    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
+def _float(x, name: str = "x"):
+    return v.as_float_array(x, name)
 
 
 @jax.custom_jvp
@@ -67,9 +68,25 @@ def _standardize_jvp(primals, tangents):
 def diag_gaussian_kl(loc_q, log_scale_q, loc_p, log_scale_p):
     """KL(N(loc_q, e^{2 log_scale_q}) || N(loc_p, e^{2 log_scale_p})) per dimension (no sum), elementwise.
 
-    Finite, with finite gradients, for all finite arguments whose KL fits in float32.
+    The four arguments broadcast together (numpy's rule) and the result has their broadcast shape:
+    one p for a batch of q (`loc_p` of shape (d,) against `loc_q` of shape (B, d)), or a log-scale
+    shared along axes where it has size 1. A location's last axis is the latent dimension and never
+    broadcasts: it must equal the result's. Shapes that do not broadcast, or a location whose last
+    axis is widened (a (B, 1) `loc_q` against a (d,) `loc_p`), are a ValueError naming both
+    arguments and their shapes. Finite, with finite gradients, for all finite arguments whose KL
+    fits in float32.
     """
-    loc_q, log_scale_q, loc_p, log_scale_p = (_float(a) for a in (loc_q, log_scale_q, loc_p, log_scale_p))
+    loc_q, log_scale_q = _float(loc_q, "loc_q"), _float(log_scale_q, "log_scale_q")
+    loc_p, log_scale_p = _float(loc_p, "loc_p"), _float(log_scale_p, "log_scale_p")
+    shapes = {"loc_q": loc_q.shape, "log_scale_q": log_scale_q.shape, "loc_p": loc_p.shape,
+              "log_scale_p": log_scale_p.shape}
+    shape = v.check_broadcast(shapes)
+    for name in ("loc_q", "loc_p"):
+        if shapes[name] and shapes[name][-1] != shape[-1]:
+            other = next(n for n, sh in shapes.items() if sh and sh[-1] == shape[-1])
+            raise ValueError(f"`{name}` of shape {shapes[name]} has latent size {shapes[name][-1]}, but "
+                             f"`{other}` of shape {shapes[other]} has {shape[-1]}: a location's last axis "
+                             f"(the latent dimension) does not broadcast.")
     delta = log_scale_q - log_scale_p
     r = _standardize(loc_q - loc_p, log_scale_p)
     return 0.5 * jnp.expm1(2.0 * delta) - delta + 0.5 * jnp.square(r)
@@ -95,10 +112,17 @@ class LogScaleNormal(distrax.MultivariateNormalDiag):
     `log_prob`, `sample_and_log_prob`, `entropy` and `kl_divergence` (to another
     `LogScaleNormal` or a `distrax.MultivariateNormalDiag`) are computed from
     the log-scale; sampling is loc + exp(log_scale) * noise, as distrax's.
+
+    `log_prob` takes vectors of shape (..., d): the last axis must be d, and the
+    axes before it broadcast against the batch shape as in distrax (a value of
+    shape (d,) is scored under every member; (..., 1, d) against a batch (n,)
+    gives every pair, which is how `distrax.MixtureSameFamily` scores its
+    components). Anything else is a ValueError naming `value` and both shapes.
+    `kl_divergence` needs the two batch shapes to broadcast together.
     """
 
     def __init__(self, loc, log_scale):
-        loc, log_scale = _float(loc), _float(log_scale)
+        loc, log_scale = _float(loc, "loc"), _float(log_scale, "log_scale")
         if loc.ndim < 1:
             raise ValueError(f"`loc` must have shape (..., d) (event axis last); got shape {loc.shape}.")
         try:
@@ -118,7 +142,8 @@ class LogScaleNormal(distrax.MultivariateNormalDiag):
         return jnp.broadcast_to(self._log_scale, self.batch_shape + self.event_shape)
 
     def log_prob(self, value):
-        z = _standardize(_float(value) - self._loc, self._log_scale)
+        value = v.check_value_shape(value, self.batch_shape, self.event_shape, broadcast=True)
+        z = _standardize(_float(value, "value") - self._loc, self._log_scale)
         return jnp.sum(-0.5 * jnp.square(z) - self._log_scale - _HALF_LOG_2PI, axis=-1)
 
     def _sample_n_and_log_prob(self, key, n):
@@ -137,6 +162,7 @@ class LogScaleNormal(distrax.MultivariateNormalDiag):
         log_scale_p = gaussian_log_scale(other_dist)
         if log_scale_p is None or tuple(other_dist.event_shape) != tuple(self.event_shape):
             return super().kl_divergence(other_dist, **kwargs)
+        v.check_broadcast({"self": self.batch_shape, "other_dist": other_dist.batch_shape}, "batch shape")
         return jnp.sum(diag_gaussian_kl(self._loc, self._log_scale, other_dist.loc, log_scale_p), axis=-1)
 
     def __getitem__(self, index):

@@ -18,6 +18,14 @@ Heads and the distribution they give:
 | `RGBLogisticMixtureHead(K)` | RGB pixels, levels [0, L) | `DiscretizedRGBLogisticMixture` ((3,)) |
 | `GaussianHead()` | real values (num_levels None) | `distrax.Normal` (()) |
 
+Every head's distribution checks the data it scores: `log_prob` (and `prob`)
+take a value of shape (sample axes...) + batch shape + event shape, batch axes
+lined up as in `DiscretizedLogisticMixture` (a value axis of size 1 against a
+larger batch axis, or a missing axis, is a ValueError naming `value`), with
+integer levels in [0, L) for the discrete heads (range checked when concrete,
+and under `checked_mode()`) and floats for `GaussianHead`. Sampling and
+everything else are distrax's.
+
 `head.initial_params(num_levels)` are the raw outputs a freshly initialized
 network should start from when its outputs cannot vary yet (MADE's first
 dimension sees no inputs): zeros, except that a mixture's components start
@@ -53,6 +61,65 @@ def _check_params(params, size, name):
     return params
 
 
+def _check_levels(dist, value, num_levels):
+    """The value a discrete head's distribution scores: shape lined up, integer levels in [0, L)."""
+    value = v.check_value_shape(value, dist.batch_shape, dist.event_shape)
+    return v.check_integer_levels(value, num_levels, "value")
+
+
+class _LevelBernoulli(distrax.Bernoulli):
+    """`distrax.Bernoulli` whose `log_prob` and `prob` take only levels {0, 1} lined up with its batch."""
+
+    def log_prob(self, value):
+        return super().log_prob(_check_levels(self, value, 2))
+
+    def prob(self, value):
+        return super().prob(_check_levels(self, value, 2))
+
+    def _sample_n_and_log_prob(self, key, n):
+        samples = self._sample_n(key, n)
+        return samples, distrax.Bernoulli.log_prob(self, samples)
+
+    def __getitem__(self, index):
+        return _LevelBernoulli(logits=super().__getitem__(index).logits, dtype=self._dtype)
+
+
+class _LevelCategorical(distrax.Categorical):
+    """`distrax.Categorical` whose `log_prob` and `prob` take only levels in [0, num_categories) lined up
+    with its batch (distrax's scores a level outside as -inf)."""
+
+    def log_prob(self, value):
+        return super().log_prob(_check_levels(self, value, self.num_categories))
+
+    def prob(self, value):
+        return super().prob(_check_levels(self, value, self.num_categories))
+
+    def _sample_n_and_log_prob(self, key, n):
+        samples = self._sample_n(key, n)
+        return samples, distrax.Categorical.log_prob(self, samples)
+
+    def __getitem__(self, index):
+        return _LevelCategorical(logits=super().__getitem__(index).logits, dtype=self._dtype)
+
+
+class _CheckedNormal(distrax.Normal):
+    """`distrax.Normal` whose `log_prob` and `prob` take only real values lined up with its batch."""
+
+    def _check(self, value):
+        value = v.check_value_shape(value, self.batch_shape, self.event_shape)
+        return v.check_float(value, "value")
+
+    def log_prob(self, value):
+        return super().log_prob(self._check(value))
+
+    def prob(self, value):
+        return super().prob(self._check(value))
+
+    def __getitem__(self, index):
+        part = super().__getitem__(index)
+        return _CheckedNormal(part.loc, part.scale)
+
+
 @dataclasses.dataclass(frozen=True)
 class BernoulliHead:
     """One logit per element: Bernoulli(sigmoid(logit)) over {0, 1}."""
@@ -69,7 +136,7 @@ class BernoulliHead:
 
     def __call__(self, params, num_levels) -> distrax.Distribution:
         params = _check_params(params, self.num_params(num_levels), "BernoulliHead")
-        return distrax.Bernoulli(logits=params[..., 0], dtype=jnp.int32)
+        return _LevelBernoulli(logits=params[..., 0], dtype=jnp.int32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +153,7 @@ class CategoricalHead:
 
     def __call__(self, params, num_levels) -> distrax.Distribution:
         params = _check_params(params, self.num_params(num_levels), "CategoricalHead")
-        return distrax.Categorical(logits=params, dtype=jnp.int32)
+        return _LevelCategorical(logits=params, dtype=jnp.int32)
 
 
 def _spread_means(num_mixtures):
@@ -183,5 +250,5 @@ class GaussianHead:
     def __call__(self, params, num_levels) -> distrax.Distribution:
         params = _check_params(params, self.num_params(num_levels), "GaussianHead")
         log_std = jnp.clip(params[..., 1], self.min_log_std, self.max_log_std)
-        return distrax.Normal(params[..., 0], jnp.exp(log_std))
+        return _CheckedNormal(params[..., 0], jnp.exp(log_std))
 

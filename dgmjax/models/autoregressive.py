@@ -12,7 +12,15 @@ invertible layer at test time.
 
 MAF: density one pass per layer; sampling D passes per layer ("sequential")
 or a fixed-point iteration with early exit ("fixed_point").
-IAF: sampling one pass per layer; density D passes per layer.
+IAF: sampling one pass per layer; density D passes per layer, or the
+fixed-point iteration. Either solver can be trained through (reverse-mode
+gradients; the fixed point's by the implicit function theorem, see
+`dgmjax.bijectors.MaskedAutoregressive`). With "fixed_point", an example
+whose values are not finite gets a NaN result (sample or log-density) and
+does not change the others'.
+
+Data in float16 or bfloat16 is upcast to float32 where the layer stack
+starts (`LayerStack`), so the transforms, log-dets and log_prob are float32.
 """
 
 from __future__ import annotations
@@ -96,10 +104,7 @@ class _AutoregressiveFlow(FlowModule):
         check_scale_fn(self.scale_fn)
         v.check_positive_float(self.scale_bound, "scale_bound")
         v.check_choice(self.solver, SOLVERS, "solver")
-        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float, np.integer,
-                                                                                np.floating)) \
-                or not 0 <= self.tolerance < np.inf:
-            raise ValueError(f"`tolerance` must be a finite number >= 0; got {self.tolerance!r}.")
+        v.check_nonnegative_float(self.tolerance, "tolerance")
         v.check_bool(self.remat, "remat")
         v.check_bool(self.scan_layers, "scan_layers")
         resolve_compute_dtype(self.compute_dtype)
@@ -157,7 +162,7 @@ class _AutoregressiveFlow(FlowModule):
             self.check_hyperparameters()
             x = self.check_x(x)
             ctx = self.check_context(context, x.shape[:-1])
-            flat = x.reshape(-1, self.event_size)
+            flat = v.upcast_low_precision(x.reshape(-1, self.event_size))  # float32 statistics
             if ctx is not None and ctx.ndim > 1:
                 ctx = jnp.broadcast_to(ctx, x.shape[:-1] + ctx.shape[-1:]).reshape(-1, ctx.shape[-1])
             stats, _ = actnorm_stack_init(flat, self._stack(ctx, with_actnorm=False), 1)
@@ -179,8 +184,9 @@ class MAF(_AutoregressiveFlow):
         "sigmoid" (see `dgmjax.bijectors.bounded_log_scale`).
       scale_bound: the bound that `bounded_log_scale` uses with "tanh".
       solver: how sampling (the sequential direction) is solved:
-        "sequential" (D passes per layer) or "fixed_point".
-      tolerance: fixed-point stopping threshold.
+        "sequential" (D passes per layer) or "fixed_point" (Jacobi iteration
+        with a per-example early exit; a non-finite example comes back NaN).
+      tolerance: fixed-point stopping threshold (per example: max |x_new - x|).
       remat: recompute activations in the backward pass to save memory.
       scan_layers: True: the layers' parameters are stacked and scanned
         (compile time flat in depth); False: a list of per-layer parameters
@@ -216,7 +222,9 @@ class IAF(_AutoregressiveFlow):
     """Inverse autoregressive flow on vectors: one-pass sampling, sequential density.
 
     Attributes as `MAF`; `solver` says how the density (here the sequential
-    direction) is solved.
+    direction) is solved. Both solvers are differentiable, so either trains;
+    "fixed_point" exits early per example, and gives NaN log-density for an
+    example that is not finite without changing the others'.
     """
 
     _inverse_layers = True

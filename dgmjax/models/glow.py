@@ -12,6 +12,11 @@ each scale's steps are one `LayerStack`, so compile time does not grow with
 Data-dependent init: `model.init(key, x)` with a batch of data sets every
 ActNorm so its inverse maps the batch to zero mean, unit variance per
 channel (one `lax.scan` per scale).
+
+Images in float16 or bfloat16 are upcast to float32 by the data-side layer
+(the logit preprocessing `ScaledSigmoid`, or with `logit_alpha=None` the first
+scale's `LayerStack`; `actnorm_init` too), so the transforms, log-dets and
+log_prob are float32 and equal those of the float32 batch of the same values.
 """
 
 from __future__ import annotations
@@ -170,7 +175,7 @@ class Glow(FlowModule):
         return flow if pre is None else distrax.Chain([pre, flow])
 
     def _data_dependent_init(self, x):
-        h = x.reshape((-1,) + tuple(self.image_shape))
+        h = v.upcast_low_precision(x.reshape((-1,) + tuple(self.image_shape)))  # float32 statistics
         pre = self._preprocess()
         if pre is not None:
             h = pre.inverse(h)

@@ -11,6 +11,11 @@ Both are Flax modules that give a `distrax.Transformed` distribution:
 Identical coupling layers form a `LayerStack`, scanned so that compile time
 does not grow with depth (the vector `RealNVP` can run them unrolled with
 `scan_layers=False`).
+
+Data in float16 or bfloat16 is upcast to float32 by the data-side layer (the
+logit preprocessing `ScaledSigmoid` of `ImageRealNVP`, otherwise the first
+`LayerStack`), so the transforms, log-dets and log_prob are float32 and equal
+those of the float32 batch of the same values.
 """
 
 from __future__ import annotations
@@ -216,7 +221,13 @@ class ImageRealNVP(FlowModule):
         check_logit_alpha(self.logit_alpha)
         v.check_bool(self.remat, "remat")
         resolve_compute_dtype(self.compute_dtype)
-        self._shapes()
+        for (h, w, _), _ in self._shapes():
+            if h * w < 2:
+                fits = max(s for s in range(1, self.num_scales) if (self.image_shape[0] >> (s - 1))
+                           * (self.image_shape[1] >> (s - 1)) >= 2)
+                raise ValueError(f"`num_scales` {self.num_scales} leaves {h}x{w} pixels at the last scale of "
+                                 f"`image_shape` {tuple(self.image_shape)}, too few for a checkerboard "
+                                 f"coupling; expected at most {fits} scales.")
 
     def setup(self):
         self.check_hyperparameters()

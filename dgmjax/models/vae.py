@@ -29,6 +29,7 @@ import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dgmjax import _checks as v
 from dgmjax.bijectors import Planar
@@ -139,6 +140,10 @@ class MLPDecoder(nn.Module):
         return distrax.Independent(self.head(params, self.num_levels), len(shape))
 
 
+def _as_tuple(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
 class VAE(nn.Module):
     """A variational autoencoder on data of shape `data_shape`, composed of distributions.
 
@@ -154,6 +159,12 @@ class VAE(nn.Module):
     methods `posterior(x)`, `likelihood(z)`, `prior_distribution()` give the
     distributions for `dgmjax.objectives` (IWAE, surgery), `sample(key, n)`
     draws data.
+
+    A decoder that declares `num_levels` or `data_shape` (as `MLPDecoder`
+    does) must agree with the VAE's, and a prior that declares `input_size`
+    (`VampPrior`, whose pseudo-inputs are encoder inputs) must have the size of
+    the flattened data: a ValueError at construction names both. `x` is a
+    batch of at least one example.
     """
 
     data_shape: Sequence[int]
@@ -162,9 +173,27 @@ class VAE(nn.Module):
     decoder: nn.Module
     prior: nn.Module
 
+    def __post_init__(self):
+        missing = object()
+        for name in ("num_levels", "data_shape"):
+            mine, theirs = getattr(self, name), getattr(self.decoder, name, missing)
+            if theirs is not missing and _as_tuple(mine) != _as_tuple(theirs):
+                raise ValueError(f"`{name}` = {mine!r} of the VAE and `decoder.{name}` = {theirs!r} of its "
+                                 f"decoder must agree: the decoder models the VAE's data.")
+        input_size = getattr(self.prior, "input_size", None)
+        size = math.prod(self.data_shape) if isinstance(self.data_shape, (list, tuple)) else None
+        valid = isinstance(input_size, (int, np.integer)) and not isinstance(input_size, bool) \
+            and input_size >= 1
+        if valid and size is not None and input_size != size:  # an invalid size is the prior's to report
+            raise ValueError(f"`prior.input_size` = {input_size!r} and the size of the VAE's `data_shape` "
+                             f"{tuple(self.data_shape)} ({size}) must agree: the prior's pseudo-inputs are "
+                             f"inputs of the encoder, which reads flattened data.")
+        super().__post_init__()
+
     def features(self, x):
         """The encoder's input: x flattened, integer levels scaled to [0, 1], real values as they are."""
         shape = tuple(self.data_shape)
+        v.check_batch(x)
         if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
             raise ValueError(f"`x` must have shape (batch,) + {shape}; got {x.shape}.")
         if self.num_levels is None:
@@ -193,6 +222,6 @@ class VAE(nn.Module):
     def sample(self, key, num_samples: int):
         """Data drawn from the model: z ~ p(z), x ~ p(x|z); shape (num_samples,) + data_shape."""
         num_samples = v.check_positive_int(num_samples, "num_samples")
-        k1, k2 = jax.random.split(key)
+        k1, k2 = jax.random.split(v.check_key(key))
         z = self.prior_distribution().sample(seed=k1, sample_shape=(num_samples,))
         return self.likelihood(z).sample(seed=k2)

@@ -34,7 +34,7 @@ def bits_per_dim(log_prob_nats, num_dims: int):
     dequantization it is a bound, and so is the bpd.
     """
     num_dims = v.check_positive_int(num_dims, "num_dims")
-    return -jnp.asarray(log_prob_nats) / (num_dims * math.log(2.0))
+    return -v.as_float_array(log_prob_nats, "log_prob_nats") / (num_dims * math.log(2.0))
 
 
 def _event(x, num_levels, event_ndims):
@@ -47,6 +47,14 @@ def _event(x, num_levels, event_ndims):
             or not 0 <= event_ndims <= x.ndim:
         raise ValueError(f"`event_ndims` must be an int in [0, {x.ndim}]; got {event_ndims!r}.")
     return x, num_levels, int(event_ndims), math.prod(x.shape[x.ndim - event_ndims:])
+
+
+def _per_example(value, batch_shape, name: str, what: str):
+    """`value`, one number per example: its shape must be x's batch shape (nothing broadcasts)."""
+    if tuple(np.shape(value)) != tuple(batch_shape):
+        raise ValueError(f"`{name}` must give {what} per example, shape {tuple(batch_shape)} (x's batch "
+                         f"shape); got shape {tuple(np.shape(value))}.")
+    return value
 
 
 def dequantization_bound(key, model, x, num_levels: int, *, dequantizer=None,
@@ -65,9 +73,11 @@ def dequantization_bound(key, model, x, num_levels: int, *, dequantizer=None,
       x: integer levels in [0, num_levels), `batch_shape + event_shape`.
       num_levels: K.
       dequantizer: `(key, x) -> (u, log q(u | x))` with u in [0, 1) of x's
-        shape (a bound `dgmjax.models.VariationalDequantizer`); None is uniform
-        dequantization (u ~ U[0, 1), log q = 0).
+        shape and log q of its batch shape (a bound
+        `dgmjax.models.VariationalDequantizer`); None is uniform dequantization
+        (u ~ U[0, 1), log q = 0).
       event_ndims: trailing axes of x that form one example (default x.ndim - 1).
+        The model's log p must have x's batch shape (one number per example).
 
     Returns the bound, shape `batch_shape`.
     """
@@ -79,8 +89,11 @@ def dequantization_bound(key, model, x, num_levels: int, *, dequantizer=None,
         u, log_q = dequantizer(key, x)
         if u.shape != x.shape:
             raise ValueError(f"the `dequantizer` must return u of x's shape {x.shape}; got {u.shape}.")
+    batch_shape = x.shape[:x.ndim - event_ndims]
+    _per_example(log_q, batch_shape, "dequantizer", "log q(u | x)")
     x_cont = jnp.minimum((x.astype(u.dtype) + u) / num_levels, _BELOW_ONE)
-    return log_prob(x_cont) - event_size * math.log(num_levels) - log_q
+    log_p = _per_example(log_prob(x_cont), batch_shape, "model", "log p")
+    return log_p - event_size * math.log(num_levels) - log_q
 
 
 def importance_weighted_dequantization_bound(key, model, x, num_levels: int, num_samples: int, *,
@@ -117,5 +130,5 @@ def logit_space_log_prob(key, model, x, num_levels: int, *, alpha: float = 1e-6,
     u, _ = uniform_noise(key, x, event_ndims=event_ndims)
     x_cont = jnp.minimum((x.astype(jnp.float32) + u) / num_levels, _BELOW_ONE)
     t, log_det = distrax.Block(ScaledSigmoid(alpha), event_ndims).inverse_and_log_det(x_cont)
-    log_p_t = log_prob(t)
+    log_p_t = _per_example(log_prob(t), x.shape[:x.ndim - event_ndims], "model", "log p")
     return {"logit_space": log_p_t, "bound": log_p_t + log_det - event_size * math.log(num_levels)}

@@ -45,6 +45,7 @@ def importance_weighted_bound(key, log_weight_fn: Callable[[jax.Array], jax.Arra
 
     Returns the estimate per example, the shape of one `log_weight_fn` result.
     """
+    v.check_key(key)
     if not callable(log_weight_fn):
         raise ValueError(f"`log_weight_fn` must be a callable key -> log w; got "
                          f"{type(log_weight_fn).__name__}.")

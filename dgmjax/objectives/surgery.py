@@ -33,12 +33,21 @@ from dgmjax.objectives.elbo import analytic_kl, check_posterior, check_prior
 __all__ = ["aggregated_posterior", "elbo_surgery"]
 
 
+class _AggregatedPosterior(distrax.MixtureSameFamily):
+    """A `distrax.MixtureSameFamily` whose `log_prob` takes only vectors of its event shape."""
+
+    def log_prob(self, value):
+        return super().log_prob(v.check_value_shape(value, self.batch_shape, self.event_shape))
+
+
 def aggregated_posterior(posterior) -> distrax.MixtureSameFamily:
     """q_agg(z) = (1/n) sum_j q(z | x_j): the equal mixture of a batch of n posteriors.
 
     `posterior` has batch shape (n,) and event shape (d,). The optimal prior
     of a VAE for its data; with learned pseudo-inputs in place of data it is
-    the VampPrior (Tomczak & Welling 2018).
+    the VampPrior (Tomczak & Welling 2018). The mixture has batch shape () and
+    event shape (d,); its `log_prob` takes z of shape (..., d) (leading axes
+    are sample axes) and any other shape is a ValueError naming `value`.
     """
     if not hasattr(posterior, "log_prob") or not hasattr(posterior, "batch_shape"):
         raise ValueError(f"`posterior` must be a distribution q(z|x); got {type(posterior).__name__}.")
@@ -46,7 +55,38 @@ def aggregated_posterior(posterior) -> distrax.MixtureSameFamily:
         raise ValueError(f"`posterior` must have batch shape (n,) and event shape (d,); got "
                          f"{posterior.batch_shape} and {posterior.event_shape}.")
     n = posterior.batch_shape[0]
-    return distrax.MixtureSameFamily(distrax.Categorical(logits=jnp.zeros(n)), posterior)
+    return _AggregatedPosterior(distrax.Categorical(logits=jnp.zeros(n)), posterior)
+
+
+def _traced(what):
+    return ValueError(f"elbo_surgery works on a whole data set, eagerly, but {what}. Its terms are estimates "
+                      f"over the data set (q_agg mixes all n points), computed chunk by chunk on the host, "
+                      f"so it cannot be vmapped, jitted or differentiated; call it on concrete arrays (loop "
+                      f"in Python over data sets or models).")
+
+
+def _estimate(key, x, n, chunk, starts, draw, log_q_against):
+    """Per-point Monte Carlo terms, chunk by chunk, as float64 numpy arrays per chunk."""
+    mi, marg, mc_kl, closed_kl = [], [], [], []
+    for a in starts:
+        xi = x[a:a + chunk]
+        z, log_p, closed = draw(jax.random.fold_in(key, a), xi)
+        if not v.is_concrete(log_p):
+            raise _traced("its results are traced: `encoder` or `prior` holds traced values, or it is called "
+                          "inside a traced function")
+        s, m, d = z.shape
+        parts = [log_q_against(z.reshape(s * m, d), x[b:b + chunk]) for b in starts]
+        # Each sample's own log q(z_i | x_i) is the pair (i, i) of the same evaluation, so the
+        # identity avg KL = MI + marginal KL holds to rounding, however far apart the posteriors.
+        own = parts[a // chunk].reshape(s, m, m)[:, jnp.arange(m), jnp.arange(m)]
+        log_q_agg = (jax.scipy.special.logsumexp(jnp.concatenate(parts, axis=1), axis=1)
+                     - math.log(n)).reshape(s, m)
+        mi.append(np.asarray(jnp.mean(own - log_q_agg, 0), np.float64))
+        marg.append(np.asarray(jnp.mean(log_q_agg - log_p, 0), np.float64))
+        mc_kl.append(np.asarray(jnp.mean(own - log_p, 0), np.float64))
+        if closed is not None:
+            closed_kl.append(np.asarray(closed, np.float64))
+    return mi, marg, mc_kl, closed_kl
 
 
 def elbo_surgery(key, x, encoder: Callable, prior, *, num_samples: int = 1, chunk_size: int = 256,
@@ -59,7 +99,7 @@ def elbo_surgery(key, x, encoder: Callable, prior, *, num_samples: int = 1, chun
       encoder: `x_chunk -> q(z | x_chunk)`, a distribution with batch shape
         (m,) and event shape (d,) for m points; it must evaluate log q(z_r |
         x_j) for z of shape (r, m, d) (every pair at once).
-      prior: p(z), a distribution (or a callable returning one).
+      prior: p(z), a distribution of batch shape () (or a callable returning one).
       num_samples: S, samples per data point.
       chunk_size: data points per chunk (memory ~ chunk^2 * S).
       reconstruction: per-point E_q log p(x_i|z) (n,), to split the ELBO.
@@ -71,7 +111,17 @@ def elbo_surgery(key, x, encoder: Callable, prior, *, num_samples: int = 1, chun
     identity_gap (avg_kl - mutual_info - marginal_kl), their Monte Carlo
     standard errors (*_se), num_points, num_samples, and with
     `reconstruction`: reconstruction, elbo = reconstruction - avg_kl.
+
+    The terms are estimates over the whole data set (q_agg mixes all n points),
+    computed chunk by chunk on the host and returned as Python floats: call it
+    eagerly, on concrete arrays. Under `jax.vmap`, `jax.jit` or `jax.grad` it
+    raises a ValueError (to compare several data sets or models, loop in
+    Python).
     """
+    for name, value in (("key", key), ("x", x), ("reconstruction", reconstruction)):
+        if not v.is_concrete(value):
+            raise _traced(f"`{name}` is traced (it is called inside jax.vmap, jax.jit or jax.grad)")
+    v.check_key(key)
     if not callable(encoder):
         raise ValueError(f"`encoder` must be a callable x_chunk -> q(z | x_chunk); got "
                          f"{type(encoder).__name__}.")
@@ -92,7 +142,7 @@ def elbo_surgery(key, x, encoder: Callable, prior, *, num_samples: int = 1, chun
     def draw(k, xi):
         q = encoder(xi)
         check_posterior(q, xi.shape[0], "encoder(x_chunk)")
-        check_prior(prior, q)
+        check_prior(prior, q, per_example=False)
         z = q.sample(seed=k, sample_shape=(num_samples,))  # (S, m, d)
         closed = analytic_kl(q, as_distribution(prior, "prior")) if kl == "analytic" else None
         return z, as_distribution(prior, "prior").log_prob(z), closed
@@ -103,22 +153,7 @@ def elbo_surgery(key, x, encoder: Callable, prior, *, num_samples: int = 1, chun
         m = q.batch_shape[0]
         return q.log_prob(jnp.broadcast_to(z_flat[:, None, :], (z_flat.shape[0], m, z_flat.shape[-1])))
 
-    mi, marg, mc_kl, closed_kl = [], [], [], []
-    for a in starts:
-        xi = x[a:a + chunk]
-        z, log_p, closed = draw(jax.random.fold_in(key, a), xi)
-        s, m, d = z.shape
-        parts = [log_q_against(z.reshape(s * m, d), x[b:b + chunk]) for b in starts]
-        # Each sample's own log q(z_i | x_i) is the pair (i, i) of the same evaluation, so the
-        # identity avg KL = MI + marginal KL holds to rounding, however far apart the posteriors.
-        own = parts[a // chunk].reshape(s, m, m)[:, jnp.arange(m), jnp.arange(m)]
-        log_q_agg = (jax.scipy.special.logsumexp(jnp.concatenate(parts, axis=1), axis=1)
-                     - math.log(n)).reshape(s, m)
-        mi.append(np.asarray(jnp.mean(own - log_q_agg, 0), np.float64))
-        marg.append(np.asarray(jnp.mean(log_q_agg - log_p, 0), np.float64))
-        mc_kl.append(np.asarray(jnp.mean(own - log_p, 0), np.float64))
-        if closed is not None:
-            closed_kl.append(np.asarray(closed, np.float64))
+    mi, marg, mc_kl, closed_kl = _estimate(key, x, n, chunk, starts, draw, log_q_against)
     mi, marg, mc_kl = (np.concatenate(p) for p in (mi, marg, mc_kl))
     avg = np.concatenate(closed_kl) if closed_kl else mc_kl
     se = lambda a: float(a.std(ddof=1) / math.sqrt(a.size))

@@ -69,9 +69,12 @@ def random_params(model, x, scale=0.5, seed=0):
 
 
 def log_weights(module, key, x, num_samples):
-    """log p(x|z) + log p(z) - log q(z|x) for `num_samples` draws z ~ q(z|x): (num_samples, B)."""
+    """log p(x|z) + log p(z) - log q(z|x) for `num_samples` draws z ~ q(z|x): (num_samples, B).
+
+    p(x|z) has batch shape (num_samples, B): x is scored with that sample axis in front."""
     z, log_q = module.posterior(x).sample_and_log_prob(seed=key, sample_shape=(num_samples,))
-    return module.likelihood(z).log_prob(x) + module.prior_distribution().log_prob(z) - log_q
+    log_lik = module.likelihood(z).log_prob(jnp.broadcast_to(x, (num_samples,) + x.shape))
+    return log_lik + module.prior_distribution().log_prob(z) - log_q
 
 
 def vae_iwae(module, key, x, num_samples, chunk_size=None):
@@ -104,7 +107,8 @@ def test_iwae_is_above_elbo_and_non_decreasing_in_k(small_vae):
         # random term, the reconstruction, from 20k independent draws
         elbo_mean = model.apply(params, k2, x, 20_000)["elbo"]
         z = model.apply(params, x, method=model.posterior).sample(seed=k3, sample_shape=(20_000,))
-        recon = model.apply(params, z, method=model.likelihood).log_prob(x)
+        x_per_draw = jnp.broadcast_to(x, z.shape[:1] + x.shape)  # p(x|z) has the draws' axis in front
+        recon = model.apply(params, z, method=model.likelihood).log_prob(x_per_draw)
         # the chunked estimator with k = 5000
         big = model.apply(params, k4, x, 5000, 500, method=vae_iwae)
         return pool, elbo_mean, recon.std(0) / np.sqrt(20_000), big
@@ -405,6 +409,13 @@ def test_vae_bad_inputs():
         _init(binary(encoder=PlanarEncoder(2, (4,), num_layers=0)), x)
     with pytest.raises(ValueError, match="`x` must be floating point"):
         _init(gaussian_vae(2, StandardNormalPrior(2), data_size=4), x)
+    # the decoder models the VAE's data: levels and shape must agree, named on both sides
+    with pytest.raises(ValueError, match=r"`num_levels` = 17 of the VAE and `decoder.num_levels` = 256"):
+        binary(num_levels=17, decoder=MLPDecoder((4,), BernoulliHead(), 256, (4,)))
+    with pytest.raises(ValueError, match=r"`data_shape` = \(4,\) of the VAE and `decoder.data_shape` = \(5,"):
+        binary(decoder=MLPDecoder((5,), BernoulliHead(), 2, (4,)))
+    with pytest.raises(ValueError, match=r"`x` got an empty batch \(shape \(0, 4\)\)"):
+        _init(binary(), x[:0])
 
     model = binary()
     params = _init(model, x)
