@@ -10,29 +10,43 @@ save, or before any compute.
 """
 
 import errno
+import json
 import os
+import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
+import optax
 import orbax.checkpoint as ocp
 import pytest
-from test_training import fresh_state, moons, nll, run
+from test_training import MODEL, fresh_state, moons, nll, run
 
+from dgmjax.data import sample_toy
+from dgmjax.models import RealNVP
 from dgmjax.training import (
     Checkpointer,
     CheckpointError,
+    RunMismatchError,
+    StateMismatchError,
     Terminated,
+    TrainState,
     WorkdirInUseError,
     WorkdirLock,
     load_params,
+    make_evaluator,
+    make_optimizer,
     read_metrics,
+    read_run_info,
     train,
 )
 from dgmjax.training import workdir as workdir_module
@@ -334,3 +348,317 @@ def test_an_evaluation_lost_to_an_interruption_runs_on_resume(tmp_path):
     train(nll, fresh_state(8), batches, num_steps=8, key=jax.random.PRNGKey(2), workdir=tmp_path,
           log_every=2, evaluate=evaluate, eval_every=4, verbose=False)
     assert [r["step"] for r in read_metrics(tmp_path, "test")] == [4, 8]
+
+
+# ----------------------------------------------------------------------------- stop signals
+STOPS = textwrap.dedent("""
+    import fcntl, os, random, signal, sys, threading, time
+    sys.path.insert(0, {tests!r})
+    import conftest  # the session's settings
+    import jax, numpy as np
+    from test_training import MODEL, fresh_state, moons, nll
+    from dgmjax.data import sample_toy
+    from dgmjax.training import Checkpointer, Terminated, WorkdirLock, load_params, make_evaluator, \\
+        read_metrics, train
+
+    workdir, reference = {workdir!r}, {reference!r}
+    rng = random.Random(0)
+    test = {{"x": np.asarray(sample_toy(jax.random.PRNGKey(9), "moons", 40))}}
+    eval_fn = lambda k, p, b: {{"nll": -MODEL.apply(p, b["x"])}}
+    evaluate = make_evaluator(eval_fn, test, 8, jax.random.PRNGKey(3))
+    NUM = 100_000  # the schedule's length: every segment is stopped long before it
+    settings = dict(key=jax.random.PRNGKey(2), log_every=3, checkpoint_every=7, evaluate=evaluate,
+                    eval_every=5, hooks=[(4, lambda step, s: time.sleep(0.003))], verbose=False)
+    live = lambda: [t for t in threading.enumerate() if t.name != "tqdm_monitor"]  # tqdm's own, shared
+    threads = len(live())
+    lock_path = WorkdirLock(workdir).path
+    at = 0
+    for i in range({stops}):
+        signum = (signal.SIGTERM, signal.SIGINT)[i % 2]
+        delay, base, sent = rng.uniform(0.0, 0.6), moons(), []
+
+        def send():
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signum)
+
+        timer = threading.Timer(delay, send)
+
+        def batches(step):  # the clock starts with training (compiling, logging, saving and evaluating)
+            if not timer.is_alive() and not sent:
+                timer.start()
+            return base(step)
+
+        try:
+            train(nll, fresh_state(NUM), batches, num_steps=NUM, workdir=workdir, **settings)
+            sys.exit(f"stop {{i}}: the run went on to the end instead of stopping")
+        except Terminated as stopped:
+            latency = time.monotonic() - sent[0]
+            assert stopped.signum == signum, (stopped.signum, signum)
+        timer.join()
+        with open(lock_path) as f:  # released: another open file can take it
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        settle = time.monotonic() + 10
+        while len(live()) > threads and time.monotonic() < settle:  # a closed queue's feeder winds down
+            time.sleep(0.01)
+        assert len(live()) == threads, live()  # the writers' threads closed
+        ckpt = Checkpointer(workdir + "/checkpoints")
+        before, at = at, ckpt.latest_step()
+        ckpt.close()
+        assert at > before, (before, at)  # the step in flight (the first after a resume) is finished
+        logged = max((r["step"] for r in read_metrics(workdir)), default=0)
+        assert logged <= at, (logged, at)  # nothing logged past the checkpoint it stopped with
+        name = signal.Signals(signum).name
+        print(f"stop {{i}} ({{name}}) after {{delay:.2f}} s: checkpoint at step {{at}}, "
+              f"{{latency:.2f}} s after the signal", flush=True)
+    train(nll, fresh_state(NUM), moons(), num_steps=at, workdir=reference, **settings)
+    for ema in (True, False):
+        a, b = load_params(workdir, ema=ema), load_params(reference, ema=ema)
+        assert all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a),
+                                                        jax.tree_util.tree_leaves(b), strict=True))
+    print("EQUAL", at)
+""")
+
+
+def test_twenty_stop_signals_at_random_moments_end_cleanly_and_lose_nothing(tmp_path):
+    """20 SIGTERMs and Ctrl-Cs at random moments of a run that logs, checkpoints, evaluates and runs a
+    hook every few steps (and compiles after each resume): every one stops the run within seconds with
+    its signal, the checkpoint written, the lock released and the writers' threads gone, and every
+    resumed segment trains at least its first step (a signal waits for the step in flight instead of
+    breaking its compilation); the run resumed 20 times ends bit for bit where an uninterrupted run to
+    the same step ends."""
+    script = STOPS.format(tests=str(TESTS), workdir=str(tmp_path / "stopped"),
+                          reference=str(tmp_path / "reference"), stops=20)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=420)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert sum(line.startswith("stop ") for line in lines) == 20 and lines[-1].startswith("EQUAL")
+    latencies = [float(line.rsplit(", ", 1)[1].split(" s ")[0]) for line in lines if line.startswith("stop ")]
+    assert max(latencies) < 30, latencies
+
+
+MAIN_STOPPED = ["--config=experiments/configs/moons.py", "--config.model.num_layers=2",
+                "--config.model.hidden_sizes=(16,)", "--config.train.num_steps=100000",
+                "--config.train.log_every=1", "--config.train.checkpoint_every=50",
+                "--config.train.eval_every=0", "--config.train.sample_every=0"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_main_job_exits_on_a_stop_signal_with_the_shell_status(tmp_path, signum):
+    """The main job, logging every step with TensorBoard events, gets a signal at a random moment after
+    its first record: it exits within seconds with 128 + the signal's number, its checkpoint written
+    and the workdir's lock free for the next run."""
+    workdir = tmp_path / "run"
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    command = [sys.executable, str(ROOT / "experiments" / "main.py"), f"--workdir={workdir}", *MAIN_STOPPED]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not ((workdir / "metrics.jsonl").exists() and (workdir / "metrics.jsonl").stat().st_size):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(0.05)
+        time.sleep(random.Random(int(signum)).uniform(0.0, 1.0))
+        proc.send_signal(signum)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signum, err[-3000:]
+    assert time.monotonic() - sent < 60
+    assert "Interrupted: saved a checkpoint at step" in out
+    with WorkdirLock(workdir):  # free: this process takes it
+        pass
+    ckpt = Checkpointer(workdir / "checkpoints")
+    assert ckpt.latest_step() == max(r["step"] for r in read_metrics(workdir, "train"))
+    ckpt.close()
+
+
+# ----------------------------------------------------------------------------- another model or run
+def _snapshot(directory: Path) -> dict:
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    return {str(p.relative_to(directory)): p.read_bytes() for p in files}
+
+
+def toy_nll(key, params, batch):
+    return {"nll": -MODEL.apply(params, batch["x"])}
+
+
+def test_a_state_of_other_shapes_is_refused_by_name_and_nothing_moves(tmp_path):
+    """Restoring intact checkpoints into a wider model names the first mismatched leaf and both
+    shapes, moves and changes nothing, and the same model resumes from them afterwards."""
+    run(tmp_path, num_steps=8)  # checkpoints at steps 4 and 8
+    before = _snapshot(tmp_path / "checkpoints")
+    wide = RealNVP(event_size=2, num_layers=2, hidden_sizes=(24,))
+    params = wide.init(jax.random.PRNGKey(1), jnp.zeros((1, 2)))
+    state = TrainState.create(params=params, tx=make_optimizer(3e-3, num_steps=12), ema_decay=0.9)
+    expected = jax.tree_util.tree_flatten_with_path(params)[0][0]  # the first leaf of the params
+    name = ".".join(str(getattr(k, "key", k)) for k in expected[0])
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    message = (rf"`params\.{re.escape(name)}` has shape \(\d+(, \d+)*\) in the checkpoint and "
+               rf"{re.escape(str(expected[1].shape))} in the state")
+    with pytest.raises(StateMismatchError, match=message):
+        ckpt.restore(state)
+    ckpt.close()
+    wide_loss = lambda key, p, batch: (-jnp.mean(wide.apply(p, batch["x"])), {})
+    with pytest.raises(StateMismatchError, match="nothing was moved"):
+        train(wide_loss, state, moons(), num_steps=12, key=jax.random.PRNGKey(2), workdir=tmp_path,
+              log_every=2, checkpoint_every=4, verbose=False)
+    assert _snapshot(tmp_path / "checkpoints") == before and not (tmp_path / "checkpoints_rejected").exists()
+    resumed = run(tmp_path, num_steps=12, verbose=True)  # the model that wrote them goes on from step 8
+    assert int(resumed.step) == 12
+
+
+def test_checkpoints_of_another_key_or_run_info_are_refused_unless_told(tmp_path, capsys):
+    """Resuming with another key, other run info, or checkpoints copied in from another run raises
+    `RunMismatchError` naming what differs, before anything is written; `resume_other_run=True`
+    continues from them and records the new run's identity."""
+    run(tmp_path / "a", num_steps=12, max_steps_per_run=8, run_info={"data": "moons"})
+    before = _snapshot(tmp_path / "a")
+    with pytest.raises(RunMismatchError, match="key: '[0-9a-f]+' there, '[0-9a-f]+' now"):
+        run(tmp_path / "a", num_steps=12, key=jax.random.PRNGKey(3), run_info={"data": "moons"})
+    with pytest.raises(RunMismatchError, match="data: 'moons' there, 'spirals' now"):
+        run(tmp_path / "a", num_steps=12, run_info={"data": "spirals"})
+    shutil.copytree(tmp_path / "a" / "checkpoints", tmp_path / "b" / "checkpoints")  # copied in
+    with pytest.raises(RunMismatchError, match="key"):
+        run(tmp_path / "b", num_steps=12, key=jax.random.PRNGKey(3), run_info={"data": "moons"})
+    assert _snapshot(tmp_path / "a") == before  # nothing written, moved or locked away
+    other = run(tmp_path / "a", num_steps=12, key=jax.random.PRNGKey(3), run_info={"data": "moons"},
+                resume_other_run=True)
+    assert int(other.step) == 12
+    assert read_run_info(tmp_path / "a")["key"] != before and read_run_info(tmp_path / "a")["data"] == "moons"
+    run(tmp_path / "a", num_steps=12, key=jax.random.PRNGKey(3), run_info={"data": "moons"})  # now its own
+
+
+def test_a_finished_run_rerun_with_fewer_steps_says_so_and_names_the_state_s_step(tmp_path, capsys):
+    test = {"x": np.asarray(sample_toy(jax.random.PRNGKey(9), "moons", 20))}
+    evaluate = make_evaluator(toy_nll, test, 8, jax.random.PRNGKey(3))
+    finished = run(tmp_path, num_steps=12, evaluate=evaluate)
+    capsys.readouterr()
+    again = run(tmp_path, num_steps=8, evaluate=evaluate, verbose=True)
+    out = capsys.readouterr().out
+    assert "state is at step 12, past `num_steps` (8): nothing to train" in out
+    assert int(again.step) == 12
+    chex.assert_trees_all_equal(again.params, finished.params)
+    assert json.loads((tmp_path / "final_metrics.json").read_text())["step"] == 12
+    assert [r["step"] for r in read_metrics(tmp_path, "test")] == [12]
+
+
+def test_a_damaged_metrics_line_is_kept_aside_with_a_warning(tmp_path):
+    run(tmp_path, num_steps=12, max_steps_per_run=8)
+    path = tmp_path / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1][: len(lines[1]) // 2]  # a middle record damaged
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match=r"line\(s\) \[2\]"):
+        read_metrics(tmp_path)
+    with pytest.warns(UserWarning, match=r"line\(s\) \[2\] are not JSON records.*metrics\.jsonl\.unreadable"):
+        run(tmp_path, num_steps=12)
+    assert (tmp_path / "metrics.jsonl.unreadable").read_text() == lines[1] + "\n"
+
+
+# ----------------------------------------------------------------------------- devices and the workdir
+FOUR_DEVICES = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    import jax
+    from test_training import fresh_state, moons, nll
+    from dgmjax.training import batch_sharded, make_mesh, train
+    assert jax.device_count() == 4
+    mesh = make_mesh()
+    train(nll, fresh_state(6), moons(sharding=batch_sharded(mesh)), num_steps=6, key=jax.random.PRNGKey(2),
+          workdir={workdir!r}, log_every=2, checkpoint_every=3, mesh=mesh, verbose=False)
+""")
+
+
+def test_a_four_device_checkpoint_loads_and_evaluates_on_one_device(tmp_path):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    script = FOUR_DEVICES.format(tests=str(TESTS), workdir=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert jax.device_count() == 1
+    params = load_params(tmp_path)  # written on 4 devices, read on this one
+    devices = {leaf.sharding.device_set.pop() for leaf in jax.tree_util.tree_leaves(params)}
+    assert devices == {jax.devices()[0]}
+    test = {"x": np.asarray(sample_toy(jax.random.PRNGKey(9), "moons", 20))}
+    evaluate = make_evaluator(toy_nll, test, 8, jax.random.PRNGKey(3))
+    metrics = evaluate(TrainState.create(params=params, tx=optax.sgd(0.0)))
+    want = -np.mean(np.asarray(MODEL.apply(params, jnp.asarray(test["x"]))))
+    assert metrics["nll"] == pytest.approx(float(want), rel=1e-5)
+
+
+HOLD_WORKDIR = textwrap.dedent("""
+    import pathlib, sys, time
+    sys.path.insert(0, {tests!r})
+    import jax
+    from test_training import fresh_state, moons, nll
+    from dgmjax.training import train
+
+    def pause_at_60(step, state):  # the test deletes the workdir while this run is alive and holding it
+        pathlib.Path({ready!r}).touch()
+        time.sleep(3)
+
+    train(nll, fresh_state(10**6), moons(), num_steps=10**6, key=jax.random.PRNGKey(2), workdir={workdir!r},
+          log_every=10, checkpoint_every=50, hooks=[(60, pause_at_60)], verbose=False)
+""")
+
+
+def test_a_workdir_deleted_mid_run_stops_the_run_and_keeps_a_second_one_out(tmp_path):
+    """The lock lives beside the workdir: deleting the workdir does not let a second run in, and the
+    first run stops within seconds, saying why, instead of dying later on a missing file."""
+    workdir, second = tmp_path / "run", fresh_state(4)
+    script = HOLD_WORKDIR.format(tests=str(TESTS), workdir=str(workdir), ready=str(tmp_path / "ready"))
+    first = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "ready").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1][-3000:]
+            time.sleep(0.05)
+        shutil.rmtree(workdir)
+        with pytest.raises(WorkdirInUseError, match=rf"in use by another run \(pid {first.pid} "):
+            train(nll, second, _no_batches, num_steps=4, key=jax.random.PRNGKey(2), workdir=workdir,
+                  verbose=False)
+        assert first.poll() is None  # refused while the first run was alive
+        _, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 1
+    assert "WorkdirRemovedError" in err and "was deleted or replaced while this run was training" in err
+    assert "FileNotFoundError" not in err.strip().splitlines()[-1]
+    run(workdir, num_steps=4)  # the first run is gone: its lock went with it
+
+
+FAILED_RESTORE = textwrap.dedent("""
+    import sys, warnings
+    sys.path.insert(0, {tests!r})
+    import jax, jax.numpy as jnp
+    from test_faults import zero
+    from test_training import RealNVP, fresh_state, moons, nll, run
+    from dgmjax.training import Checkpointer, StateMismatchError, TrainState, make_optimizer
+    run({workdir!r}, num_steps=8)
+    zero(__import__("pathlib").Path({workdir!r}) / "checkpoints" / "8")  # damaged: falls back to step 4
+    warnings.simplefilter("ignore")
+    restored = Checkpointer({workdir!r} + "/checkpoints").restore(fresh_state(12))  # falls back to 4
+    assert int(restored.step) == 4, int(restored.step)
+    wide = RealNVP(event_size=2, num_layers=2, hidden_sizes=(24,))
+    state = TrainState.create(params=wide.init(jax.random.PRNGKey(1), jnp.zeros((1, 2))),
+                              tx=make_optimizer(3e-3, num_steps=12), ema_decay=0.9)
+    try:
+        Checkpointer({workdir!r} + "/checkpoints").restore(state)
+    except StateMismatchError as e:
+        print("REFUSED", str(e)[:60], file=sys.stderr)
+""")
+
+
+def test_a_failed_restore_prints_its_message_and_no_orbax_noise(tmp_path):
+    script = FAILED_RESTORE.format(tests=str(TESTS), workdir=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=TESTS)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "REFUSED the checkpoint of step 4" in proc.stderr
+    noise = ("Event loop is closed", "Exception ignored")
+    assert not any(n in proc.stderr for n in noise), proc.stderr[-3000:]

@@ -155,9 +155,24 @@ def test_training_stops_with_a_clear_error_when_every_step_is_non_finite(tmp_pat
         loss, metrics = nll(key, params, batch)
         return loss * jnp.nan, metrics
 
-    with pytest.raises(FloatingPointError, match="non-finite loss or gradient"):
+    message = "non-finite loss or gradient.*data and parameters are finite, so the loss overflowed at this"
+    with pytest.raises(FloatingPointError, match=message + " step size: lower the learning rate"):
         train(nan_loss, fresh_state(4), moons(), num_steps=4, key=jax.random.PRNGKey(0), workdir=tmp_path,
               log_every=2, verbose=False)
+
+
+def test_a_non_finite_run_names_the_data_or_the_optimizer_before_the_learning_rate():
+    """NaN data and an optimizer whose update is NaN at a finite gradient (Adam with b2 = 1: its bias
+    correction divides 0 by 0) are named as the cause; neither is the step size."""
+    batches = moons()
+    nan_at_3 = lambda step: {"x": batches(step)["x"] * (jnp.nan if step >= 2 else 1.0)}
+    with pytest.raises(FloatingPointError, match=r"The batch of step 2 holds NaN or infinite values"):
+        train(nll, fresh_state(4), nan_at_3, num_steps=4, key=jax.random.PRNGKey(0), log_every=2,
+              verbose=False)
+    params = MODEL.init(jax.random.PRNGKey(1), jnp.zeros((1, 2)))
+    state = TrainState.create(params=params, tx=optax.adam(1e-3, b2=1.0))  # make_optimizer refuses this
+    with pytest.raises(FloatingPointError, match="The parameters are not finite.*check its settings"):
+        train(nll, state, batches, num_steps=4, key=jax.random.PRNGKey(0), log_every=2, verbose=False)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -177,7 +192,7 @@ def test_the_loop_returns_the_trained_state_and_evaluates(tmp_path):
     assert seen == [6, 12]
     chex.assert_trees_all_equal(load_params(tmp_path), state.ema_params)
     # without a workdir nothing is written and the same state comes back
-    chex.assert_trees_all_close(run(None).params, state.params)
+    chex.assert_trees_all_close(run(None, checkpoint_every=0).params, state.params)
 
 
 def test_rerunning_a_finished_run_keeps_one_record_per_step(tmp_path):
@@ -207,29 +222,31 @@ def test_resume_after_planned_stop_equals_uninterrupted(tmp_path):
     assert strip(read_metrics(tmp_path / "split")) == strip(read_metrics(tmp_path / "full"))
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("how", ["KeyboardInterrupt", "SIGINT", "SIGTERM"])
 def test_resume_after_interruption_equals_uninterrupted(tmp_path, how):
-    """Ctrl-C (KeyboardInterrupt) or SIGTERM mid-run saves a checkpoint; the rerun loses nothing."""
-    if how == "sigterm" and threading.current_thread() is not threading.main_thread():
+    """A KeyboardInterrupt raised inside the loop, or a stop signal (Ctrl-C, SIGTERM) mid-run, saves a
+    checkpoint; the rerun loses nothing. A signal stops the run at the next step boundary."""
+    if how != "KeyboardInterrupt" and threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers can only be set in the main thread")
     full = run(tmp_path / "full", num_steps=10, checkpoint_every=100)
-    batches, previous = moons(), signal.getsignal(signal.SIGTERM)
+    batches = moons()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
 
     def interrupting(step):
         if step == 7:
-            if how == "sigterm":
-                os.kill(os.getpid(), signal.SIGTERM)  # the loop's handler raises Terminated here
-            raise KeyboardInterrupt
+            if how == "KeyboardInterrupt":
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), getattr(signal, how))  # recorded; the loop stops before step 8
         return batches(step)
 
     with pytest.raises(KeyboardInterrupt) as raised:
         train(nll, fresh_state(10), interrupting, num_steps=10, key=jax.random.PRNGKey(2),
               workdir=tmp_path / "split", log_every=2, checkpoint_every=100, verbose=False)
-    if how == "sigterm":  # a script exits with 128 + signum = 143 on it
-        assert isinstance(raised.value, Terminated) and raised.value.signum == signal.SIGTERM
-    assert signal.getsignal(signal.SIGTERM) is previous  # the loop put the old handler back
+    if how != "KeyboardInterrupt":  # a script exits with 128 + signum on it (143, 130)
+        assert isinstance(raised.value, Terminated) and raised.value.signum == getattr(signal, how)
+    assert {s: signal.getsignal(s) for s in previous} == previous  # the loop put the old handlers back
     ckpt = Checkpointer(tmp_path / "split" / "checkpoints")
-    assert ckpt.latest_step() == 7  # steps 0..6 done, the checkpoint holds them all
+    assert ckpt.latest_step() == (7 if how == "KeyboardInterrupt" else 8)
     ckpt.close()
     resumed = run(tmp_path / "split", num_steps=10, checkpoint_every=100)
     chex.assert_trees_all_equal((resumed.params, resumed.ema_params, resumed.opt_state),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
+import warnings
 from pathlib import Path
 
 import jax
@@ -46,7 +48,9 @@ class MetricWriter:
     records equal an uninterrupted run's except one: the first training window
     after an interruption between two logging steps averages only the steps
     run since the checkpoint (a run stopped by `max_steps_per_run` logs its last
-    window early, at the stop).
+    window early, at the stop). A line that is not a JSON record (one cut
+    short by a kill, or damaged) is not dropped: it is moved to
+    `metrics.jsonl.unreadable` with a warning naming its line number.
 
     Args:
       workdir: the directory of `metrics.jsonl` and `tensorboard/`.
@@ -65,6 +69,13 @@ class MetricWriter:
             records = [(line, _parse(line)) for line in self.path.read_text().splitlines()]
             kept = [line for line, r in records if r is not None and r.get("step", 0) <= resume_step]
             self._keys = {_key(json.loads(line)) for line in kept}
+            unreadable = [(i + 1, line) for i, (line, r) in enumerate(records) if r is None and line.strip()]
+            if self.active and unreadable:
+                aside = self.path.with_name(self.path.name + ".unreadable")
+                with aside.open("a") as f:
+                    f.writelines(line + "\n" for _, line in unreadable)
+                warnings.warn(f"{self.path} line(s) {[i for i, _ in unreadable][:10]} are not JSON records "
+                              f"(cut short by a kill, or damaged); moved them to {aside.name}.", stacklevel=2)
             if self.active:
                 _rewrite(self.path, kept)
         if not self.active:
@@ -98,16 +109,31 @@ class MetricWriter:
                 self._tb.add_scalar(f"{split}/{k}", val, int(step))
         return values
 
-    def close(self):
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+    def close(self, timeout: float = 30.0):
+        """Flushes and closes the TensorBoard writer, waiting at most `timeout` seconds for it (a
+        warning if it does not finish: its last events may be missing; metrics.jsonl has them all)."""
+        if self._tb is None:
+            return
+        tb, self._tb = self._tb, None
+        closer = threading.Thread(target=tb.close, daemon=True, name="dgmjax-tensorboard-close")
+        closer.start()
+        closer.join(timeout)
+        if closer.is_alive():
+            warnings.warn(f"the TensorBoard writer did not close within {timeout:.0f} s; its last events may "
+                          "be missing (metrics.jsonl holds every record).", stacklevel=2)
 
 
 def read_metrics(workdir: str | Path, split: str | None = None) -> list[dict]:
-    """The records of `metrics.jsonl` (optionally only one split)."""
+    """The records of `metrics.jsonl` (optionally only one split); a warning names any line that is
+    not a record, except a last line cut short (a run killed while writing it)."""
     path = Path(workdir) / "metrics.jsonl"
     if not path.exists():
         return []
-    records = [r for r in map(_parse, path.read_text().splitlines()) if r is not None]
+    lines = path.read_text().splitlines()
+    parsed = [_parse(line) for line in lines]
+    bad = [i + 1 for i, (line, r) in enumerate(zip(lines, parsed, strict=True))
+           if r is None and line.strip() and i + 1 < len(lines)]
+    if bad:
+        warnings.warn(f"{path} line(s) {bad[:10]} are not JSON records; they are left out.", stacklevel=2)
+    records = [r for r in parsed if r is not None]
     return [r for r in records if split is None or r["split"] == split]

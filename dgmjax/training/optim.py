@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import optax
 
 from dgmjax import _checks as v
@@ -10,20 +11,42 @@ OPTIMIZERS = ("adamw", "adam", "adamax", "sgd")
 SCHEDULES = ("cosine", "constant", "linear")
 
 
+def _unit(value, name: str) -> float:
+    """A number in [0, 1) (a decay rate or momentum)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"`{name}` must be a number in [0, 1); got {value!r}.")
+    return float(value)
+
+
+def _nonnegative(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or value < 0:
+        raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}.")
+    return float(value)
+
+
 def make_schedule(learning_rate: float = 1e-3, *, num_steps: int, warmup_steps: int = 0,
                   schedule: str = "cosine", end_learning_rate_factor: float = 0.0) -> optax.Schedule:
     """Linear warmup from 0 to `learning_rate` over `warmup_steps`, then cosine or linear decay to
-    `end_learning_rate_factor * learning_rate` at `num_steps`, or constant."""
+    `end_learning_rate_factor * learning_rate` at `num_steps`, or constant.
+
+    `learning_rate` must be finite and > 0 and `end_learning_rate_factor` in
+    [0, 1] (a negative rate would climb the loss); a ValueError names the
+    setting otherwise.
+    """
     if schedule not in SCHEDULES:
         raise ValueError(f"`schedule` must be one of {SCHEDULES}; got {schedule!r}.")
-    lr = float(learning_rate)
-    if not lr > 0:
-        raise ValueError(f"`learning_rate` must be > 0; got {learning_rate!r}.")
+    lr = v.check_positive_float(learning_rate, "learning_rate")
     num_steps = v.check_positive_int(num_steps, "num_steps")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)) or warmup_steps < 0:
         raise ValueError(f"`warmup_steps` must be an int >= 0; got {warmup_steps!r}.")
-    warmup = min(warmup_steps, num_steps - 1)
-    end = lr * float(end_learning_rate_factor)
+    factor = _nonnegative(end_learning_rate_factor, "end_learning_rate_factor")
+    if factor > 1:
+        raise ValueError(f"`end_learning_rate_factor` must be in [0, 1] (the final rate as a fraction of "
+                         f"`learning_rate`); got {end_learning_rate_factor!r}.")
+    warmup = min(int(warmup_steps), num_steps - 1)
+    end = lr * factor
     if schedule == "cosine" and warmup > 0:
         return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, num_steps, end_value=end)
     if schedule == "cosine":
@@ -41,11 +64,18 @@ def make_optimizer(learning_rate: float = 1e-3, *, num_steps: int, name: str = "
                    b2: float = 0.999) -> optax.GradientTransformation:
     """`clip_by_global_norm -> {adamw, adam, adamax, sgd}` with `make_schedule`'s learning rate.
 
-    `weight_decay` applies to adamw only; `b1` is sgd's momentum;
-    `grad_clip_norm` None or 0 disables clipping.
+    `weight_decay` (>= 0) applies to adamw only; `b1` (in [0, 1)) is the first
+    moment's decay, or sgd's momentum; `b2` (in [0, 1)) the second moment's;
+    `grad_clip_norm` None or 0 disables clipping. Every setting is
+    range-checked: a ValueError names the one out of range.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"`name` (optimizer) must be one of {OPTIMIZERS}; got {name!r}.")
+    b1, b2 = _unit(b1, "b1"), _unit(b2, "b2")
+    weight_decay = _nonnegative(weight_decay, "weight_decay")
+    if grad_clip_norm is not None and not (isinstance(grad_clip_norm, (int, float, np.integer, np.floating))
+                                           and not isinstance(grad_clip_norm, bool) and grad_clip_norm == 0):
+        grad_clip_norm = v.check_positive_float(grad_clip_norm, "grad_clip_norm")
     lr = make_schedule(learning_rate, num_steps=num_steps, warmup_steps=warmup_steps, schedule=schedule,
                        end_learning_rate_factor=end_learning_rate_factor)
     if name == "adamw":
@@ -57,7 +87,5 @@ def make_optimizer(learning_rate: float = 1e-3, *, num_steps: int, name: str = "
     else:
         opt = optax.sgd(lr, momentum=b1)
     if grad_clip_norm:
-        if not grad_clip_norm > 0:
-            raise ValueError(f"`grad_clip_norm` must be > 0 (or None to disable); got {grad_clip_norm!r}.")
         return optax.chain(optax.clip_by_global_norm(grad_clip_norm), opt)
     return opt

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -46,12 +46,22 @@ def make_train_step(loss_fn: LossFn, key: jax.Array):
 def make_eval_step(eval_fn: Callable[..., dict[str, jax.Array]]):
     """Returns `step(key, params, batch) -> (sums, count)` of per-example metrics over real rows.
 
-    `eval_fn(key, params, batch)` returns per-example values of shape (B,);
-    rows where `batch["mask"]` is False (padding) are left out.
+    `eval_fn(key, params, batch)` returns a mapping of per-example values of
+    shape (B,); rows where `batch["mask"]` is False (padding) are left out.
+    Any other return is a ValueError naming `eval_fn` when the step is traced.
     """
 
     def step(key, params, batch):
         per_example = eval_fn(key, params, batch)
+        size = batch["mask"].shape
+        if not isinstance(per_example, Mapping):
+            raise ValueError(f"`eval_fn` must return a mapping of names to per-example values of shape "
+                             f"{size}; got {type(per_example).__name__}.")
+        shapes = {k: tuple(jnp.shape(val)) for k, val in per_example.items()}
+        wrong = {k: s for k, s in shapes.items() if s != size}
+        if wrong:
+            raise ValueError(f"`eval_fn` must return per-example values of shape {size} (one per example of "
+                             f"the batch); got shapes {wrong}. Reduce other axes inside eval_fn.")
         sums = {k: jnp.sum(jnp.where(batch["mask"], val, 0.0)) for k, val in per_example.items()}
         return sums, jnp.sum(batch["mask"].astype(jnp.float32))
 

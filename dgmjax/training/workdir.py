@@ -1,11 +1,14 @@
 """A run's workdir: checked before any compute, and written by one process at a time.
 
 `check_workdir` makes sure the directory can hold the run (a directory, writable,
-with room for its checkpoints). `WorkdirLock` is an exclusive `flock` on
-`workdir/.lock`: a second process that opens the same workdir gets a
+with room for its checkpoints). `WorkdirLock` is an exclusive `flock` on a
+file beside the workdir (`.<name>.lock` in its parent), so that it survives the
+workdir being deleted: a second process that opens the same workdir gets a
 `WorkdirInUseError` naming the process that holds it. The operating system
 releases the lock when its process ends, however it ends (SIGKILL, a crash,
 a lost machine), so a dead run never leaves a workdir locked.
+`WorkdirWatch` notices a workdir removed (or replaced) under a running
+process, which `train` then stops with a `WorkdirRemovedError`.
 """
 
 from __future__ import annotations
@@ -25,13 +28,17 @@ try:
 except ImportError:  # Windows: no flock; the lock is then advisory only (see WorkdirLock)
     fcntl = None
 
-__all__ = ["WorkdirInUseError", "WorkdirLock", "check_workdir"]
+__all__ = ["WorkdirInUseError", "WorkdirLock", "WorkdirRemovedError", "WorkdirWatch", "check_workdir"]
 
 _MB = 1 << 20
 
 
 class WorkdirInUseError(RuntimeError):
     """Another process is training in this workdir."""
+
+
+class WorkdirRemovedError(RuntimeError):
+    """The workdir was deleted or replaced while a run was writing to it."""
 
 
 def _probe_write(directory: Path) -> None:
@@ -84,7 +91,9 @@ _HELD_GUARD = threading.Lock()
 class WorkdirLock:
     """An exclusive lock on `workdir` for this process (a context manager; reentrant).
 
-    Uses `fcntl.flock` on `workdir/.lock`, which the OS releases when the
+    Uses `fcntl.flock` on `.<name>.lock` beside the workdir (in its parent, so
+    that deleting the workdir does not delete the lock with it; inside the
+    workdir when the parent is not writable), which the OS releases when the
     holding process exits, so there are no stale locks to clear by hand. The
     file records the holder (pid, host, start time) for the error message.
     Where `flock` is unavailable (Windows, some network file systems) the lock
@@ -92,7 +101,12 @@ class WorkdirLock:
     """
 
     def __init__(self, workdir: str | Path):
-        self.path = Path(workdir).absolute() / ".lock"
+        workdir = Path(workdir).absolute()
+        self.workdir = workdir
+        beside = workdir.parent / f".{workdir.name}.lock"
+        with contextlib.suppress(OSError):
+            workdir.parent.mkdir(parents=True, exist_ok=True)
+        self.path = beside if os.access(workdir.parent, os.W_OK) else workdir / ".lock"
 
     def acquire(self) -> WorkdirLock:
         key = str(self.path)
@@ -112,7 +126,7 @@ class WorkdirLock:
                 holder = f.read().strip()
                 f.close()
                 raise WorkdirInUseError(
-                    f"`workdir` {str(self.path.parent)!r} is in use by another run ({_describe(holder)}). "
+                    f"`workdir` {str(self.workdir)!r} is in use by another run ({_describe(holder)}). "
                     "Wait for it to finish, stop it, or choose another workdir; the lock goes away "
                     "when that process exits.") from None
             except OSError as e:  # ENOLCK and friends: a file system without flock
@@ -157,3 +171,39 @@ def _describe(holder: str) -> str:
         return f"pid {info['pid']} on {info['host']}, since {info['since']}"
     except (ValueError, KeyError, TypeError):
         return "a process that left no details"
+
+
+class WorkdirWatch:
+    """Notices `workdir` being deleted or replaced (another directory at its path) while a run uses it.
+
+    `check()` raises `WorkdirRemovedError` then; it looks at most once per
+    `interval` seconds (a `stat` of the directory), so it can be called every
+    step.
+    """
+
+    def __init__(self, workdir: str | Path, *, interval: float = 1.0):
+        self.workdir = Path(workdir).absolute()
+        self.interval = float(interval)
+        self._identity = self._stat()
+        self._last = time.monotonic()
+
+    def _stat(self):
+        try:
+            st = os.stat(self.workdir)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def removed(self) -> bool:
+        """Whether the workdir is gone or replaced (looks now, whatever the interval)."""
+        self._last = time.monotonic()
+        return self._stat() != self._identity
+
+    def check(self, step: int) -> None:
+        if time.monotonic() - self._last < self.interval:
+            return
+        if self.removed():
+            raise WorkdirRemovedError(
+                f"`workdir` {str(self.workdir)!r} was deleted or replaced while this run was training (at "
+                f"step {step}); the run stopped there without saving, since its checkpoints went with the "
+                "directory. Rerun to start again.")
