@@ -6,8 +6,9 @@
 Trains the config's model, writes metrics (JSON lines, and TensorBoard events
 with tensorboardX installed), sample PNGs and orbax checkpoints to the workdir,
 and prints the test result. Rerunning with the same workdir resumes from the
-latest checkpoint. Ctrl-C or SIGTERM saves a checkpoint and exits with status
-130 or 143. Compiled programs are cached in `--compilation_cache`
+latest checkpoint of the same run (`--resume_other_run` continues from another
+run's). Ctrl-C or SIGTERM stops the run after the step in flight, saves a
+checkpoint and exits with status 130 or 143. Compiled programs are cached in `--compilation_cache`
 (default ~/.cache/dgmjax/xla; '' turns the cache off).
 """
 
@@ -87,6 +88,11 @@ _CACHE = flags.DEFINE_string(
     "compilation_cache", str(Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "dgmjax" / "xla"),
     "Directory of JAX's persistent compilation cache, so that a rerun (a resume) skips most compiling; "
     "'' turns it off. JAX_COMPILATION_CACHE_DIR, when set, wins.")
+_RESUME_OTHER = flags.DEFINE_bool(
+    "resume_other_run", False,
+    "Resume from the workdir's checkpoints even when another run wrote them (another seed, model, optimizer, "
+    "schedule length or data), which is refused otherwise; the earlier config.json is kept as "
+    "config_until_step_<N>.json.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -113,7 +119,7 @@ def main(argv):
     from train import train_and_evaluate
 
     try:
-        train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        train_and_evaluate(_CONFIG.value, _WORKDIR.value, resume_other_run=_RESUME_OTHER.value)
     except KeyboardInterrupt as err:  # the loop saved a checkpoint and said so; the shell's status
         sys.exit(128 + getattr(err, "signum", 2))  # 130 for Ctrl-C, 143 for SIGTERM
 

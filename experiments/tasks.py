@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -103,6 +104,9 @@ class Task:
       model: the Flax module.
       model_params: `params -> the model's variables` (the identity, except
         where the task trains more than the model, e.g. a dequantizer too).
+      data_fingerprint: what identifies the training data: a SHA-256 of the
+        training arrays, or the name of a 2-D toy density (its samples are a
+        function of the key).
     """
 
     name: str
@@ -115,16 +119,18 @@ class Task:
     headline: Callable[[dict], str]
     model: Any = None
     model_params: Callable = lambda params: params
+    data_fingerprint: str = ""
 
 
 def _as_dict(cfg) -> dict[str, Any]:
     return cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
 
 
-def head_from_config(name: str, num_mixtures: int, channels: int = 1):
-    """The likelihood head a config's string names ("mixture" couples RGB channels)."""
+def head_from_config(name: str, num_mixtures: int, channels: int = 1, *, key: str = "model.head"):
+    """The likelihood head a config's string names ("mixture" couples RGB channels); `key` is the
+    config key that named it, for the error."""
     if name not in HEADS:
-        raise ValueError(f"unknown head {name!r}; expected one of {HEADS}.")
+        raise ValueError(f"`config.{key}` must be one of {HEADS}; got {name!r}.")
     if name == "mixture":
         return RGBLogisticMixtureHead(num_mixtures) if channels == 3 else LogisticMixtureHead(num_mixtures)
     return {"bernoulli": BernoulliHead(), "categorical": CategoricalHead(), "gaussian": GaussianHead()}[name]
@@ -188,7 +194,7 @@ def make_vae(cfg: Mapping[str, Any], *, data_shape, num_levels) -> VAE:
                              c["posterior_context"])
     else:
         encoder = PlanarEncoder(d, hidden, act, c["posterior_flow_layers"])
-    head = head_from_config(c["decoder"], c["num_mixtures"])
+    head = head_from_config(c["decoder"], c["num_mixtures"], key="model.decoder")
     decoder = MLPDecoder(tuple(data_shape), head, num_levels, tuple(hidden)[::-1], act)
     flow_kw = dict(event_size=d, num_layers=c["prior_flow_layers"], hidden_sizes=c["prior_flow_hidden"])
     prior = {
@@ -571,18 +577,53 @@ def _image_task(config, name, kind, model_cfg, objective, train, test, num_sampl
 
 
 def load_splits(data) -> tuple:
+    """The train and test splits of a built-in image dataset. `data.num_levels` (for the user's own
+    files) must be 0 or the dataset's own number of levels."""
     kw = {"manual_dir": data["manual_dir"] or None, "data_dir": data["data_dir"] or None}
-    return (load_images(data["name"], data["train_split"], **kw),
-            load_images(data["name"], data["test_split"], **kw))
+    train, test = (load_images(data["name"], data["train_split"], **kw),
+                   load_images(data["name"], data["test_split"], **kw))
+    levels = int(data["num_levels"])
+    if levels and levels != train.num_levels:
+        raise ValueError(f"`config.data.num_levels` is {levels}, but {data['name']} has {train.num_levels} "
+                         "levels; the setting is for your own .npy/.npz files: leave it 0 for a built-in "
+                         "dataset.")
+    return train, test
+
+
+def fingerprint(*arrays) -> str:
+    """A SHA-256 of arrays' dtypes, shapes and bytes (the training data's identity in a run's record)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def build_task(config) -> Task:
-    """The task of an experiment config (`data`, `model`, `objective` sections).
+    """The task of an experiment config (`data`, `model`, `objective` sections), with the training
+    data's fingerprint.
 
     `data.name` is a built-in dataset, a 2-D toy, or the path of the user's own .npy/.npz
     (`load_array_file`): float vectors train vector flows (`vector_task`) or a Gaussian-decoder VAE;
     integer images take the same routes as the built-in image datasets.
     """
+    data = _as_dict(config.data)
+    source = data["name"]
+    from_file = isinstance(source, str) and source.endswith((".npy", ".npz"))
+    if not from_file and source not in IMAGE_DATASETS and source not in TOY_DENSITIES:
+        raise ValueError(f"unknown `data.name` {source!r}; expected one of "
+                         f"{sorted(IMAGE_DATASETS) + list(TOY_DENSITIES)}, or the path of a .npy or .npz "
+                         "file.")
+    if source in TOY_DENSITIES:
+        return dataclasses.replace(_build_task(config, None), data_fingerprint=f"toy:{source}")
+    loaded = load_array_file(data) if from_file else load_splits(data)
+    train = loaded.train if isinstance(loaded, VectorData) else loaded[0].images
+    return dataclasses.replace(_build_task(config, loaded), data_fingerprint=fingerprint(train))
+
+
+def _build_task(config, loaded) -> Task:
+    """`build_task` given the loaded data: VectorData or (train, test) images, None for a 2-D toy."""
     data, model_cfg = _as_dict(config.data), _as_dict(config.model)
     objective = _as_dict(config.objective)
     name = model_cfg.pop("name")
@@ -593,14 +634,9 @@ def build_task(config) -> Task:
     num_samples = int(config.train.num_samples)
     source = data["name"]
     from_file = isinstance(source, str) and source.endswith((".npy", ".npz"))
-    if not from_file and source not in IMAGE_DATASETS and source not in TOY_DENSITIES:
-        raise ValueError(f"unknown `data.name` {source!r}; expected one of "
-                         f"{sorted(IMAGE_DATASETS) + list(TOY_DENSITIES)}, or the path of a .npy or .npz "
-                         "file.")
-    toy = source in TOY_DENSITIES
-    arrays = load_array_file(data) if from_file else None
+    toy = loaded is None
     file_name = Path(source).name
-    vectors = arrays if isinstance(arrays, VectorData) else None
+    vectors = loaded if isinstance(loaded, VectorData) else None
     if vectors is not None and kind not in ("vectors", "vae"):
         raise ValueError(f"`model.name` {name!r} models images; the float vectors of {file_name} need a "
                          "vector model such as 'realnvp' (or integer images with `data.num_levels` set).")
@@ -621,7 +657,7 @@ def build_task(config) -> Task:
             return _from_file(vae_task(model, _vector_batches(vectors.train), {"x": vectors.test},
                                        data_name=file_name, iwae_samples=iwae, num_samples=num_samples),
                               file_name)
-        train, test = arrays or load_splits(data)
+        train, test = loaded
         model = make_model(name, model_cfg, compute_dtype=dtype, data_shape=train.image_shape,
                            num_levels=train.num_levels)
         batches = lambda batch_size, key, sharding: ArrayBatches({"x": train.images}, batch_size, key=key,
@@ -640,6 +676,6 @@ def build_task(config) -> Task:
         model = make_model(name, model_cfg, compute_dtype=dtype, event_size=vectors.event_size)
         return vector_task(model, vectors, source=file_name,
                            num_samples=max(num_samples, 1000) if vectors.event_size == 2 else num_samples)
-    train, test = arrays or load_splits(data)
+    train, test = loaded
     task = _image_task(config, name, kind, model_cfg, objective, train, test, num_samples)
     return _from_file(task, file_name, train.image_shape) if from_file else task
