@@ -9,7 +9,8 @@ the flow is the identity and only the prior learns), 0.1 and 1 (the usual
 run). The prior always gets the full rate. Beside them, the independent-pixel
 baseline: each pixel's empirical histogram over the training set (add-1/2
 smoothing), which any model of the pixels should beat. All in exact test
-bits/dim. Writes a Markdown table and a JSON file.
+bits/dim. Writes a Markdown table and a JSON file; their rows are merged by
+run name into those at --out (rows of other runs there are kept).
 
 The model is `tasks.make_model` of the config's model section, the optimizer
 `dgmjax.training.make_optimizer` of its optimizer section (one per parameter
@@ -39,6 +40,7 @@ if str(_HERE) not in sys.path:  # the application's modules, and the configs' `f
     sys.path.insert(0, str(_HERE))
 
 from main import load_config  # noqa: E402
+from results_table import kept_rows, merge_rows, read_rows, require_same  # noqa: E402
 from tasks import make_model  # noqa: E402
 
 CONFIG = _HERE / "configs" / "idf.py"
@@ -102,11 +104,44 @@ def train_idf(config, train_data, test_data, coupling_lr_scale: float, num_steps
             "train_bpd_last_batch": last["bpd"], "wall_s": wall}
 
 
-def main():
+def to_markdown(rows: list[dict], num_steps: int, batch_size: int) -> str:
+    """The table of `rows` under a heading naming the steps and batch they share."""
+    lines = [f"Integer discrete flow ablation on the digits ({num_steps} steps, batch "
+             f"{batch_size}; exact test bits/dim)", "",
+             "| run | test bits/dim at init | test bits/dim | train bits/dim (last batch) | wall |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        if "wall_s" in r:
+            lines.append(f"| {r['run']} | {r['test_bpd_init']:.3f} | {r['test_bpd']:.3f} | "
+                         f"{r['train_bpd_last_batch']:.3f} | {r['wall_s']:.0f} s |")
+        else:
+            lines.append(f"| {r['run']} | | {r['test_bpd']:.3f} | | |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out: str | Path, rows: list[dict], num_steps: int, batch_size: int) -> list[dict]:
+    """Merges `rows` into those of OUT.json by "run" (a row replaces the row of the same run; the
+    others are kept, when made with the same steps and batch) and writes them to OUT.json and their
+    table to OUT.md. Returns the rows written."""
+    out = Path(out)
+    committed = read_rows(out.with_suffix(".json"))
+    md = out.with_suffix(".md")
+    heading = md.read_text().splitlines()[0] if md.exists() else None
+    table = to_markdown(rows, num_steps, batch_size)
+    require_same(kept_rows(committed, [r["run"] for r in rows], "run"), "the heading", heading,
+                 table.splitlines()[0], md)
+    rows = merge_rows(committed, rows, "run")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    md.write_text(to_markdown(rows, num_steps, batch_size))
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    return rows
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num_steps", type=int, default=0, help="0: the config's num_steps")
     parser.add_argument("--out", default="experiments/results/idf_ablation")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     config = load_config(CONFIG)
     num_steps = args.num_steps or int(config.train.num_steps)
     train_data, test_data = load_images("digits", "train"), load_images("digits", "test")
@@ -118,23 +153,9 @@ def main():
         result = train_idf(config, train_data, test_data, scale, num_steps)
         rows.append({"run": f"IDF, coupling learning rate x {scale:g}", **result})
         print(rows[-1], flush=True)
-
-    lines = [f"Integer discrete flow ablation on the digits ({num_steps} steps, batch "
-             f"{config.train.batch_size}; exact test bits/dim)", "",
-             "| run | test bits/dim at init | test bits/dim | train bits/dim (last batch) | wall |",
-             "|---|---|---|---|---|"]
-    for r in rows:
-        if "wall_s" in r:
-            lines.append(f"| {r['run']} | {r['test_bpd_init']:.3f} | {r['test_bpd']:.3f} | "
-                         f"{r['train_bpd_last_batch']:.3f} | {r['wall_s']:.0f} s |")
-        else:
-            lines.append(f"| {r['run']} | | {r['test_bpd']:.3f} | | |")
-    table = "\n".join(lines)
-    print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(table + "\n")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    rows = write_results(args.out, rows, num_steps, int(config.train.batch_size))
+    print(to_markdown(rows, num_steps, int(config.train.batch_size)))
+    return rows
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ warmup, EMA, test split), so rows differ only in what the row names. Each row
 prints its command; the table gives the test bound in bits/dim (uniform or
 variational dequantization as the row says), the parameter count, the
 training wall time and the command. Rows whose workdir already holds a
-finished run are read back, not rerun. Writes a Markdown table and a JSON file.
+finished run are read back, not rerun. Each row run is added to the Markdown
+table and JSON file at --out, or replaces its row there; the other rows in
+them are kept (their budget must be this call's), in the order of ROWS.
 
 DIR holds the four original MNIST .gz files (offline); with a network, leave
 it out and tfds downloads them.
@@ -27,6 +29,10 @@ from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 _ROOT = _HERE.parent
+if str(_HERE) not in sys.path:
+    sys.path.insert(0, str(_HERE))
+
+from results_table import kept_rows, merge_rows, read_json, read_rows, require_same  # noqa: E402
 
 GLOW = "experiments/configs/glow_mnist.py"
 REALNVP = "experiments/configs/mnist.py"
@@ -162,21 +168,27 @@ def main(argv=None):
     unknown = [n for n in names if n not in ROWS]
     if unknown:
         raise ValueError(f"`--rows` has unknown rows {unknown}; known: {list(ROWS)}.")
+    out = Path(args.out)
+    committed = read_json(out.with_suffix(".json"), {})
+    committed_rows = read_rows(out.with_suffix(".json"), "rows")
+    budget = {**vars(args), "manual_dir": "DIR" if args.manual_dir else None}  # no outside path
+    kept = kept_rows(committed_rows, names, "row")
+    shared = lambda b: {k: b.get(k) for k in ("num_steps", "warmup_steps", "ema_decay", "test_split")}
+    require_same(kept, "the screening budget", shared(committed.get("budget", {})), shared(budget), out)
+    if kept:  # the budget its rows share (checked above), as the file has it
+        budget = committed["budget"]
+    done, results = [], committed_rows
     for name in names:
         r = run_row(name, args)
         print(f"[{name}] {r['bpd']:.4f} bits/dim"
               + ("" if r["wall_s"] is None else f", {r['wall_s'] / 60:.1f} min"), flush=True)
-        # The table holds every finished row, in ROWS order, not only those of this call's --rows
-        # (run_row only reads a finished row back).
-        results = [run_row(n, args) for n in ROWS
-                   if (Path(args.workdir_root) / n / "final_metrics.json").exists()]
-        table = write_table(results, args)
-        out = Path(args.out)
+        # Written after every row: the committed rows, each row finished so far in its place.
+        done.append(r)
+        results = merge_rows(committed_rows, done, "row", order=list(ROWS))
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".md").write_text(table)
-        budget = {**vars(args), "manual_dir": "DIR" if args.manual_dir else None}  # no outside path
+        out.with_suffix(".md").write_text(write_table(results, args))
         out.with_suffix(".json").write_text(json.dumps({"budget": budget, "rows": results}, indent=2) + "\n")
-    print(table)
+    print(write_table(results, args))
     return results
 
 

@@ -17,7 +17,9 @@ over all L * L cells (full batch, Adam: the loss is deterministic), and
 reports CE - H(pmf) = KL(pmf || q) in nats per point beside H and the
 uniform's log(L * L) and the product of the pmf's marginals (what a model
 that ignored the conditioning would reach). `tests/models/test_made_density.py` runs the same fit
-(these functions) on a 32 x 32 grid. Writes a Markdown table and a JSON file.
+(these functions) on a 32 x 32 grid. Writes a Markdown table and a JSON list of
+rows, one per number of levels: the fit's row is added to those at --out, or
+replaces the row of the same levels there; the others are kept.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from results_table import merge_rows, read_json
 
 from dgmjax.distributions import LogisticMixtureHead
 from dgmjax.models import MADEDensity
@@ -106,6 +109,39 @@ def fit(pmf: np.ndarray, steps: int, learning_rate: float, seed: int = 0, chunk:
     return final, history, carry[0]
 
 
+def to_markdown(rows: list[dict]) -> str:
+    """The table of fits, one line per row (per number of levels)."""
+    lines = [
+        f"MADEDensity(event_size=2, num_levels=L, head=LogisticMixtureHead({NUM_MIXTURES})), other defaults; "
+        "exact cross-entropy over all L x L cells of china.jpg (gray, block-averaged), Adam at each row's "
+        "learning rate, full batch; L is the row's levels. Nats per point.",
+        "",
+        "| levels | entropy H | cross-entropy | gap CE - H | uniform's gap | product of marginals' gap "
+        "| steps | learning rate | wall (s) | devices |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        h, ce = r["entropy"], r["cross_entropy"]
+        lines.append(f"| {r['levels']} | {h:.4f} | {ce:.4f} | {ce - h:.4f} | {r['uniform'] - h:.4f} "
+                     f"| {r['independent_marginals'] - h:.4f} | {r['steps']} | {r['learning_rate']:g} "
+                     f"| {r['wall_s']:.1f} | {r['devices']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out: str | Path, result: dict | None) -> list[dict]:
+    """Merges `result` (a fit's row; None: none) into the rows of OUT.json by "levels" and writes
+    them to OUT.json and their table to OUT.md. A JSON holding one row as an object (not a list of
+    rows) is read as that row. Returns the rows written."""
+    out = Path(out)
+    committed = read_json(out.with_suffix(".json"), [])
+    rows = merge_rows([committed] if isinstance(committed, dict) else committed,
+                      [] if result is None else [result], "levels")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(to_markdown(rows))
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--levels", type=int, default=128)
@@ -128,24 +164,7 @@ def main(argv=None):
               "independent_marginals": independent, "steps": steps,
               "learning_rate": args.learning_rate, "wall_s": wall, "devices": str(jax.devices()),
               "cross_entropy_every_chunk": history, "chunk": chunk}
-    table = "\n".join([
-        f"MADEDensity(event_size=2, num_levels={args.levels}, head=LogisticMixtureHead({NUM_MIXTURES})), "
-        f"other defaults; exact cross-entropy over all {args.levels}x{args.levels} cells of china.jpg "
-        f"(gray, block-averaged), Adam lr {args.learning_rate:g}, full batch. Nats per point.",
-        "",
-        "| levels | entropy H | cross-entropy | gap CE - H | uniform's gap | product of marginals' gap "
-        "| steps | wall (s) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {args.levels} | {h:.4f} | {ce:.4f} | {ce - h:.4f} | {math.log(args.levels**2) - h:.4f} "
-        f"| {independent - h:.4f} | {steps} | {wall:.1f} |",
-        "",
-        f"Devices: {jax.devices()}.",
-    ])
-    print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(table + "\n")
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    print(to_markdown(write_results(args.out, result)))
     return result
 
 

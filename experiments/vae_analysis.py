@@ -11,7 +11,8 @@ k = 5000 fits), the gap IWAE - ELBO (an
 estimate of KL(q(z|x) || p(z|x))), and ELBO surgery on the first `surgery_points`
 of them: reconstruction - mutual information - marginal KL, with the
 mutual information against its bound log n. Writes one Markdown table and a
-JSON file.
+JSON file: a workdir's row (its prior and posterior) is added to those at --out
+or replaces the row of the same prior and posterior there; the others are kept.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_table import merge_rows, read_rows  # noqa: E402
 from tasks import build_task, vae_distributions  # noqa: E402
 
 from dgmjax.objectives import elbo_surgery, iwae_bound  # noqa: E402
@@ -108,7 +110,7 @@ def to_markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdirs", required=True, help="comma-separated workdirs")
     parser.add_argument("--num_test", type=int, default=10_000)
@@ -117,19 +119,21 @@ def main():
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--chunk", type=int, default=500)
     parser.add_argument("--out", default="experiments/results/vae")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     results = []
     for w in args.workdirs.split(","):
         r = analyse(Path(w), args.num_test, args.iwae_samples, args.surgery_points, args.batch,
                     min(args.chunk, args.iwae_samples))
         print(json.dumps({k: v for k, v in r.items() if k != "surgery"}), flush=True)
         results.append(r)
+    out = Path(args.out)
+    results = merge_rows(read_rows(out.with_suffix(".json")), results, ("prior", "posterior"))
     md = to_markdown(results)
     print(md)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(md + "\n")
     out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
 if __name__ == "__main__":

@@ -4,12 +4,13 @@ compile time against depth, and MAF sampling (sequential vs fixed point vs an IA
     python experiments/benchmarks/flows.py [--maf_workdir=runs/maf_mnist] [--sections=...]
         [--rounds=9] [--steps=10] [--compile_depths=4,16,64] [--compile_repeats=N] [--num_samples=64]
 
-Prints one table per section and writes them all to
+Prints one table per section and writes them to
 experiments/benchmarks/results/flows.md (and flows.json), or to --out.md (and
-.json). Everything in a
-section is timed in the same process, interleaved round-robin, so ratios
-compare like with like on a shared, noisy machine. The persistent compilation
-cache is off so compile times are real.
+.json): each section run replaces its section there, the others are kept as
+they are (they must come from the same machine). Everything in a section is
+timed in the same process, interleaved round-robin, so ratios compare like
+with like on a shared, noisy machine. The persistent compilation cache is off
+so compile times are real.
 
 Sections:
   throughput  784-D RealNVP and MAF (5 layers, MLP/MADE conditioners 1024 wide,
@@ -41,6 +42,7 @@ import json
 import math
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -55,8 +57,13 @@ from dgmjax.models import IAF, MAF, RealNVP
 from dgmjax.nn import MADE, MLP
 from dgmjax.training import TrainState, load_params, make_train_step
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from results_table import markdown_sections, merge_sections, read_json, require_same  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 D, WIDTH, LAYERS, BATCH = 784, 1024, 5, 128
+# Each section's Markdown heading starts with its title.
+TITLES = {"throughput": "## Train-step throughput", "compile": "## Compile time", "sampling": "## Sampling"}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -426,6 +433,33 @@ def fmt_table(rows, columns):
     return "\n".join([head, sep, *body])
 
 
+def write_results(out: str | Path, machine: str, new: dict, blocks: dict) -> str:
+    """Merges the sections run into OUT.json and OUT.md and returns the Markdown written.
+
+    `new` maps each section run to its results, `blocks` to its Markdown (from its `## ` heading
+    on). A section run replaces the committed section of its name; the sections not run are kept,
+    their JSON and their Markdown as the files have them, in their order (the caller checks that
+    they come from `machine`). The heading's command names every section in the file.
+    """
+    out = Path(out)
+    md = out.with_suffix(".md")
+    _, committed_blocks = markdown_sections(md.read_text() if md.exists() else "")
+    blocks = {**{name: b for b in committed_blocks for name, title in TITLES.items() if b.startswith(title)},
+              **blocks}
+    results = merge_sections(read_json(out.with_suffix(".json"), {}), {"machine": machine, **new})
+    sections = [name for name in results if name != "machine"]
+    missing = [name for name in sections if name not in blocks]
+    if missing:
+        raise ValueError(f"{md} has no Markdown for the sections {missing} of {out.with_suffix('.json')}.")
+    text = (f"# Flow benchmarks\n\nMachine: {machine}. Command: "
+            f"`python experiments/benchmarks/flows.py --sections={','.join(sections)}`\n\n"
+            + "".join(blocks[name] for name in sections))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    md.write_text(text)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    return text
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sections", default="throughput,compile,sampling")
@@ -441,58 +475,58 @@ def main():
     args = parser.parse_args()
     jax.config.update("jax_enable_compilation_cache", False)
     sections = args.sections.split(",")
+    if "sampling" in sections and not (Path(args.maf_workdir) / "config.json").exists():
+        print(f"no trained MAF in {args.maf_workdir}; skipping the sampling section "
+              "(train one with experiments/configs/maf_mnist.py).")
+        sections.remove("sampling")
     device = jax.devices()[0]
-    results = {"machine": f"{platform.processor() or platform.machine()}, {device.platform} "
-                          f"({device.device_kind}), {jax.device_count()} device(s), jax {jax.__version__}"}
-    md = [f"# Flow benchmarks\n\nMachine: {results['machine']}. Command: "
-          f"`python experiments/benchmarks/flows.py --sections={args.sections}`\n"]
+    machine = (f"{platform.processor() or platform.machine()}, {device.platform} "
+               f"({device.device_kind}), {jax.device_count()} device(s), jax {jax.__version__}")
+    out = Path(args.out)
+    committed = read_json(out.with_suffix(".json"), {})
+    require_same([name for name in committed if name != "machine" and name not in sections], "the machine",
+                 committed.get("machine"), machine, out.with_suffix(".json"))
+    results, blocks = {}, {}
     if "throughput" in sections:
-        r = bench_throughput(args.rounds, args.steps)
-        results["throughput"] = r
-        md += [f"## Train-step throughput (batch {BATCH})\n",
-               f"Matmul peak (jnp.dot 4096x4096 float32, best of every round): "
-               f"**{r['matmul_peak_gflops']:.1f} GFLOP/s**. "
-               "GFLOP/s counts the step's dense matmul FLOPs (3x forward). Every contestant trains "
-               "with the library's step (`make_train_step` on a `TrainState`, Adam).\n",
-               fmt_table(r["rows"], [("model", "model"), ("implementation", "implementation"),
-                                     ("step ms", "step_ms"), ("examples/s", "examples_per_s"),
-                                     ("GFLOP/s", "gflops"), ("of peak", "fraction_of_peak"),
-                                     ("time / dgmjax", "dgmjax_speedup"),
-                                     ("time / plain loop (paired by round)", "vs_plain"),
-                                     ("range over rounds", "vs_plain_range"),
-                                     ("compile s", "compile_s")]),
-               "\nRows marked `part:` time one piece of the dgmjax (scan_layers=False) step alone, in "
-               "the same rounds; their GFLOP/s still count the whole step's matmul FLOPs, so the "
-               "`sum:` row is the best a step made of those pieces run one after the other could do.\n", ""]
+        r = results["throughput"] = bench_throughput(args.rounds, args.steps)
+        blocks["throughput"] = [
+            f"{TITLES['throughput']} (batch {BATCH})\n",
+            f"Matmul peak (jnp.dot 4096x4096 float32, best of every round): "
+            f"**{r['matmul_peak_gflops']:.1f} GFLOP/s**. "
+            "GFLOP/s counts the step's dense matmul FLOPs (3x forward). Every contestant trains "
+            "with the library's step (`make_train_step` on a `TrainState`, Adam).\n",
+            fmt_table(r["rows"], [("model", "model"), ("implementation", "implementation"),
+                                  ("step ms", "step_ms"), ("examples/s", "examples_per_s"),
+                                  ("GFLOP/s", "gflops"), ("of peak", "fraction_of_peak"),
+                                  ("time / dgmjax", "dgmjax_speedup"),
+                                  ("time / plain loop (paired by round)", "vs_plain"),
+                                  ("range over rounds", "vs_plain_range"),
+                                  ("compile s", "compile_s")]),
+            "\nRows marked `part:` time one piece of the dgmjax (scan_layers=False) step alone, in "
+            "the same rounds; their GFLOP/s still count the whole step's matmul FLOPs, so the "
+            "`sum:` row is the best a step made of those pieces run one after the other could do.\n", ""]
     if "compile" in sections:
         depths = tuple(int(d) for d in args.compile_depths.split(","))
         repeats = args.compile_repeats or (3 if device.platform == "cpu" else 1)
-        r = bench_compile(depths, repeats=repeats)
-        results["compile"] = r
-        md += [f"## Compile time of the train step against depth (median of {repeats} on "
-               f"{device.platform})\n",
-               fmt_table(r["rows"], [("model", "model"), ("implementation", "implementation"),
-                                     ("layers", "layers"), ("compile s", "compile_s"),
-                                     ("ratio to 4 layers", "ratio_to_4_layers")]), ""]
+        r = results["compile"] = bench_compile(depths, repeats=repeats)
+        blocks["compile"] = [
+            f"{TITLES['compile']} of the train step against depth (median of {repeats} on "
+            f"{device.platform})\n",
+            fmt_table(r["rows"], [("model", "model"), ("implementation", "implementation"),
+                                  ("layers", "layers"), ("compile s", "compile_s"),
+                                  ("ratio to 4 layers", "ratio_to_4_layers")]), ""]
     if "sampling" in sections:
-        if not (Path(args.maf_workdir) / "config.json").exists():
-            print(f"no trained MAF in {args.maf_workdir}; skipping the sampling section "
-                  "(train one with experiments/configs/maf_mnist.py).")
-        else:
-            r = bench_sampling(args.maf_workdir, args.num_samples)
-            results["sampling"] = r
-            md += [f"## Sampling {r['num_samples']} MNIST images from the trained MAF ({r['workdir']})\n",
-                   fmt_table(r["rows"], [("method", "method"), ("tolerance", "tolerance"),
-                                         ("seconds", "seconds"), ("passes per layer", "passes_per_layer"),
-                                         ("max abs dx vs sequential (logit space)", "max_abs_dx"),
-                                         ("same, in pixel levels (of 256)", "max_abs_dx_levels"),
-                                         ("speedup vs sequential", "speedup")]), ""]
-    text = "\n".join(md)
+        r = results["sampling"] = bench_sampling(args.maf_workdir, args.num_samples)
+        blocks["sampling"] = [
+            f"{TITLES['sampling']} {r['num_samples']} MNIST images from the trained MAF ({r['workdir']})\n",
+            fmt_table(r["rows"], [("method", "method"), ("tolerance", "tolerance"),
+                                  ("seconds", "seconds"), ("passes per layer", "passes_per_layer"),
+                                  ("max abs dx vs sequential (logit space)", "max_abs_dx"),
+                                  ("same, in pixel levels (of 256)", "max_abs_dx_levels"),
+                                  ("speedup vs sequential", "speedup")]), ""]
+    text = write_results(out, machine, results,
+                         {name: "\n".join(lines) + "\n" for name, lines in blocks.items()})
     print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(text + "\n")
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2, default=float) + "\n")
     print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
 
 

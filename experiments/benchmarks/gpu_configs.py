@@ -18,7 +18,9 @@ are measurements on a shared GPU, so a GPU of one's own should be faster:
 read the estimates as upper ones. The data is random integer images of
 MNIST's shape (the FLOPs do not depend on the values).
 
-Writes a Markdown table and JSON to experiments/benchmarks/results/gpu_configs.{md,json} (or --out).
+Writes a Markdown table and JSON to experiments/benchmarks/results/gpu_configs.{md,json} (or --out):
+each job's row is added to the rows there or replaces the job's row, in the order of the jobs in
+experiments/configs/gpu.py; the other jobs' rows are kept (their reference must be this run's).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from results_table import kept_rows, merge_rows, read_json, read_rows, require_same  # noqa: E402
 
 REFERENCE_MS = 170.0 / 7710 * 1e3  # Glow 2 x 8 x 128, batch 128, one shared H200
 FLOOR_MS = 0.515  # 784-D RealNVP train step, batch 128, the same H200
@@ -161,22 +165,27 @@ def main(argv=None):
     unknown = [j for j in jobs if j not in JOBS]
     if unknown:
         raise ValueError(f"`--jobs` has unknown jobs {unknown}; known: {list(JOBS)}.")
+    out = Path(args.out)
+    committed = read_json(out.with_suffix(".json"), {})
+    committed_rows = read_rows(out.with_suffix(".json"), "rows")
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         ref = reference_flops(Path(tmp))
+        reference = {"reference_ms": REFERENCE_MS, "reference_flops": ref, "floor_ms": FLOOR_MS}
+        require_same(kept_rows(committed_rows, jobs, "job"), "the reference",
+                     {k: committed.get(k) for k in reference}, reference, out)
         rate = ref / REFERENCE_MS
         rows = []
         for job in jobs:
             rows.append(estimate(job_flops(job, Path(tmp)), rate))
             print(f"{job}: {rows[-1]['total_min']:.0f} min", flush=True)
+    rows = merge_rows(committed_rows, rows, "job", order=list(JOBS))
     text = table(rows, ref)
     print(text)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(text)
     out.with_suffix(".json").write_text(json.dumps(
-        {"reference_ms": REFERENCE_MS, "reference_flops": ref, "floor_ms": FLOOR_MS, "rows": rows,
-         "seconds": time.time() - start}, indent=2) + "\n")
+        {**reference, "rows": rows, "seconds": time.time() - start}, indent=2) + "\n")
     return rows
 
 

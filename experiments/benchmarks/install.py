@@ -16,7 +16,9 @@ that extra, and measures:
 - whether that import loaded TensorFlow.
 
 Prints a table and writes it to experiments/benchmarks/results/install.md (and
-.json), or to --out. Needs the package index (or a local pip cache).
+.json), or to --out: each install's row is added to the rows there or replaces
+the row of the same install; the others are kept. Needs the package index (or
+a local pip cache).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "experiments"))
+
+from results_table import kept_rows, merge_rows, read_rows, require_same  # noqa: E402
+
 FLOORS = {"jax": "import jax", "deps": "import jax, distrax, flax.linen"}  # what dgmjax builds on
 IMPORT = ("import sys, time; t = time.perf_counter(); import dgmjax, dgmjax.models, dgmjax.bijectors; "
           "print(time.perf_counter() - t, 'tensorflow' in sys.modules)")
@@ -83,6 +89,39 @@ def measure(wheel: Path, extra: str, repeats: int) -> dict:
                 "largest": [f"{name} {b / 1e6:.0f} MB" for b, name in packages]}
 
 
+def to_markdown(rows: list[dict], heading: str) -> str:
+    """The table of `rows` (one per install) under `heading`, which names the wheel, the Python and
+    the repeats they share."""
+    lines = [heading, "",
+             "| install | site-packages | pip install | import, process wall (median / max) | "
+             "import alone (median) | `import jax` / `import jax, distrax, flax.linen`, "
+             "process wall (median) | first run | TensorFlow loaded | largest packages |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['extra']} | {r['site_packages_mb']:.0f} MB | {r['install_s']:.0f} s | "
+                     f"{r['wall_s_median']:.2f} s / {r['wall_s_max']:.2f} s | {r['import_s_median']:.2f} s | "
+                     f"{r['wall_s_median_jax']:.2f} s / {r['wall_s_median_deps']:.2f} s | "
+                     f"{r['first_wall_s']:.2f} s | {'yes' if r['tensorflow_loaded'] else 'no'} | "
+                     f"{', '.join(r['largest'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out: str | Path, rows: list[dict], heading: str) -> list[dict]:
+    """Merges `rows` into those of OUT's .json by "extra" (a row replaces the row of the same install;
+    the others are kept, when they share `heading`) and writes them to the .json and their table to
+    OUT. Returns the rows written."""
+    out = Path(out)
+    committed = read_rows(out.with_suffix(".json"))
+    committed_heading = out.read_text().splitlines()[0] if out.exists() else None
+    require_same(kept_rows(committed, [r["extra"] for r in rows], "extra"), "the heading",
+                 committed_heading, heading, out)
+    rows = merge_rows(committed, rows, "extra")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(to_markdown(rows, heading))
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--extras", default=",experiments", help="comma-separated; '' is the core install")
@@ -94,25 +133,10 @@ def main(argv=None) -> None:
                        capture_output=True)
         wheel = next(Path(dist).glob("*.whl"))
         rows = [measure(wheel, extra, args.repeats) for extra in args.extras.split(",")]
-    lines = [f"Install footprint of {wheel.name} in a fresh venv (Python {sys.version.split()[0]}); "
-             f"import = `import dgmjax, dgmjax.models, dgmjax.bijectors` in a new process, "
-             f"{args.repeats} runs after a first one that writes the .pyc files.", "",
-             "| install | site-packages | pip install | import, process wall (median / max) | "
-             "import alone (median) | `import jax` / `import jax, distrax, flax.linen`, "
-             "process wall (median) | first run | TensorFlow loaded | largest packages |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['extra']} | {r['site_packages_mb']:.0f} MB | {r['install_s']:.0f} s | "
-                     f"{r['wall_s_median']:.2f} s / {r['wall_s_max']:.2f} s | {r['import_s_median']:.2f} s | "
-                     f"{r['wall_s_median_jax']:.2f} s / {r['wall_s_median_deps']:.2f} s | "
-                     f"{r['first_wall_s']:.2f} s | {'yes' if r['tensorflow_loaded'] else 'no'} | "
-                     f"{', '.join(r['largest'])} |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table)
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    heading = (f"Install footprint of {wheel.name} in a fresh venv (Python {sys.version.split()[0]}); "
+               f"import = `import dgmjax, dgmjax.models, dgmjax.bijectors` in a new process, "
+               f"{args.repeats} runs after a first one that writes the .pyc files.")
+    print(to_markdown(write_results(args.out, rows, heading), heading))
 
 
 if __name__ == "__main__":
