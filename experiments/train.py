@@ -173,11 +173,12 @@ def _train_and_evaluate(config, workdir: Path, mesh, *, verbose: bool, resume_ot
             raise
         other_run = True
     init_key, step_key, data_key, eval_key, sample_key = run_keys(config)
+    settings = optimizer_settings(config)
+    tx = make_optimizer(**settings)  # its settings checked before anything compiles
     batches = task.make_batches(int(t.batch_size), data_key, batch_sharded(mesh))
     params = jax.jit(task.init, out_shardings=replicated(mesh))(
         init_key, init_batch(task, t, batches, data_key, batch_sharded(mesh)))
-    settings = optimizer_settings(config)
-    state = TrainState.create(params=params, tx=make_optimizer(**settings), ema_decay=float(t.ema_decay))
+    state = TrainState.create(params=params, tx=tx, ema_decay=float(t.ema_decay))
     hooks = []
     if jax.process_index() == 0 and not other_run:
         _write_config(config, workdir, 0, keep_previous=False)

@@ -367,7 +367,7 @@ STOPS = textwrap.dedent("""
     eval_fn = lambda k, p, b: {{"nll": -MODEL.apply(p, b["x"])}}
     evaluate = make_evaluator(eval_fn, test, 8, jax.random.PRNGKey(3))
     NUM = 100_000  # the schedule's length: every segment is stopped long before it
-    settings = dict(key=jax.random.PRNGKey(2), log_every=3, checkpoint_every=7, evaluate=evaluate,
+    settings = dict(key=jax.random.PRNGKey(2), log_every=1, checkpoint_every=7, evaluate=evaluate,
                     eval_every=5, hooks=[(4, lambda step, s: time.sleep(0.003))], verbose=False)
     live = lambda: [t for t in threading.enumerate() if t.name != "tqdm_monitor"]  # tqdm's own, shared
     threads = len(live())
@@ -421,8 +421,9 @@ STOPS = textwrap.dedent("""
 
 
 def test_twenty_stop_signals_at_random_moments_end_cleanly_and_lose_nothing(tmp_path):
-    """20 SIGTERMs and Ctrl-Cs at random moments of a run that logs, checkpoints, evaluates and runs a
-    hook every few steps (and compiles after each resume): every one stops the run within seconds with
+    """20 SIGTERMs and Ctrl-Cs at random moments of a run that logs every step (metrics.jsonl and
+    TensorBoard events), checkpoints, evaluates and runs a hook every few steps (and compiles after each
+    resume): every one stops the run within seconds with
     its signal, the checkpoint written, the lock released and the writers' threads gone, and every
     resumed segment trains at least its first step (a signal waits for the step in flight instead of
     breaking its compilation); the run resumed 20 times ends bit for bit where an uninterrupted run to
@@ -443,11 +444,12 @@ MAIN_STOPPED = ["--config=experiments/configs/moons.py", "--config.model.num_lay
                 "--config.train.eval_every=0", "--config.train.sample_every=0"]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_the_main_job_exits_on_a_stop_signal_with_the_shell_status(tmp_path, signum):
-    """The main job, logging every step with TensorBoard events, gets a signal at a random moment after
-    its first record: it exits within seconds with 128 + the signal's number, its checkpoint written
-    and the workdir's lock free for the next run."""
+def test_the_main_job_exits_on_a_stop_signal_with_the_shell_status(tmp_path):
+    """The main job, logging every step with TensorBoard events, gets a SIGTERM at a random moment after
+    its first record: it exits within seconds with 143 (128 + the signal's number), its checkpoint
+    written and the workdir's lock free for the next run. (Ctrl-C takes the same path inside the
+    loop: the twenty-stop test alternates the two.)"""
+    signum = signal.SIGTERM
     workdir = tmp_path / "run"
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     command = [sys.executable, str(ROOT / "experiments" / "main.py"), f"--workdir={workdir}", *MAIN_STOPPED]

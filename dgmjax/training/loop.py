@@ -291,6 +291,8 @@ class _Run:
     writer: MetricWriter | None = None
     watch: WorkdirWatch | None = None
     pending: list = dataclasses.field(default_factory=list)  # metrics of the steps not logged yet
+    batch_size: int | None = None  # of the first batch, for the logged rate
+    last_logged: tuple[float, int] = (0.0, 0)  # (time, step) of the last logged window
 
     # -- the workdir ---------------------------------------------------------------------------
     def _restore(self, state: TrainState) -> TrainState:
@@ -333,7 +335,8 @@ class _Run:
         """Logs the means of the pending steps' metrics at step `done`. `pending` is emptied only once
         its record is written: an interruption before that leaves the window to `_interrupted`."""
         host, now = jax.device_get(self.pending), time.time()
-        rate = (done - self._step_last) * self._batch_size / max(now - self._t_last, 1e-9)
+        t_last, step_last = self.last_logged
+        rate = (done - step_last) * self.batch_size / max(now - t_last, 1e-9)
         kept = [m for m in host if not m["skipped"]]
         if not kept:
             raise FloatingPointError(self._nonfinite_message(host, done))
@@ -346,7 +349,7 @@ class _Run:
         if self.learning_rate is not None:
             means["learning_rate"] = float(self.learning_rate(done))
         self.log(done, "train", means)
-        self.pending, self._t_last, self._step_last = [], now, done
+        self.pending, self.last_logged = [], (now, done)
         return means
 
     def _nonfinite_message(self, host: list[dict], done: int) -> str:
@@ -420,7 +423,7 @@ class _Run:
             rep, data = replicated(self.mesh), batch_sharded(self.mesh)
             train_step = jax.jit(step_fn, in_shardings=(rep, data), out_shardings=(rep, rep),
                                  donate_argnums=donate)
-        self._t_last, self._step_last, self._batch_size = time.time(), start, None
+        self.last_logged = (time.time(), start)
         bar = tqdm(total=self.num_steps, initial=min(start, self.num_steps), dynamic_ncols=True, desc="train",
                    disable=not (self.verbose and self.is_main) or start >= stop)
         try:
@@ -435,8 +438,8 @@ class _Run:
                 if self.watch is not None:
                     self.watch.check(step)
                 batch = self.batches(step)
-                if self._batch_size is None:
-                    self._batch_size = _check_batch(batch, step)
+                if self.batch_size is None:
+                    self.batch_size = _check_batch(batch, step)
                 self.state, metrics = train_step(self.state, batch)
                 self.pending.append(metrics)
                 done = step + 1

@@ -124,7 +124,7 @@ def test_fixed_point_derivatives_equal_the_sequential_solvers():
     for a, b in zip(jax.tree_util.tree_leaves(gp_seq), jax.tree_util.tree_leaves(gp_fp), strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * float(jnp.abs(a).max()))
     np.testing.assert_allclose(gz_fp, gz_seq, rtol=1e-5, atol=1e-5 * float(jnp.abs(gz_seq).max()))
-    jac = lambda solver: jax.jacfwd(lambda v: loss(params, v, solver))(z)
+    jac = lambda solver: jax.jit(jax.jacfwd(lambda v: loss(params, v, solver)))(z)
     np.testing.assert_allclose(jac("fixed_point"), jac("sequential"), rtol=1e-5,
                                atol=1e-5 * float(jnp.abs(gz_seq).max()))
 
