@@ -569,8 +569,8 @@ FOUR_DEVICES = textwrap.dedent("""
     from dgmjax.training import batch_sharded, make_mesh, train
     assert jax.device_count() == 4
     mesh = make_mesh()
-    train(nll, fresh_state(6), moons(sharding=batch_sharded(mesh)), num_steps=6, key=jax.random.PRNGKey(2),
-          workdir={workdir!r}, log_every=2, checkpoint_every=3, mesh=mesh, verbose=False)
+    train(nll, fresh_state(2), moons(sharding=batch_sharded(mesh)), num_steps=2, key=jax.random.PRNGKey(2),
+          workdir={workdir!r}, log_every=1, mesh=mesh, verbose=False)
 """)
 
 
