@@ -52,10 +52,11 @@ def test_main_default_config_trains_and_resumes(tmp_path):
 
     run = load_run(workdir)
     assert run.step == 6 and run.config.train.num_steps == 6
-    x, log_p = run.model.apply(run.variables, jax.random.PRNGKey(0), 3, temperature=0.7,
-                               method=run.model.sample_and_log_prob)
+    sample = jax.jit(lambda v, key: run.model.apply(v, key, 3, temperature=0.7,
+                                                    method=run.model.sample_and_log_prob))
+    x, log_p = sample(run.variables, jax.random.PRNGKey(0))
     assert x.shape == (3, 8, 8, 1) and 0 <= float(x.min()) and float(x.max()) <= 1  # image flows: [0, 1)^D
-    np.testing.assert_allclose(run.log_prob(x), log_p, rtol=1e-4, atol=1e-2)
+    np.testing.assert_allclose(jax.jit(run.log_prob)(x), log_p, rtol=1e-4, atol=1e-2)
 
 
 @pytest.mark.parametrize("script", ["main.py", "evaluate.py"])
