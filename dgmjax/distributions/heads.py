@@ -61,45 +61,44 @@ def _check_params(params, size, name):
     return params
 
 
-def _check_levels(dist, value, num_levels):
-    """The value a discrete head's distribution scores: shape lined up, integer levels in [0, L)."""
-    value = v.check_value_shape(value, dist.batch_shape, dist.event_shape)
-    return v.check_integer_levels(value, num_levels, "value")
+class _ScoresLevels:
+    """For a distrax distribution of levels (mixed in before it): `log_prob` and `prob` take only
+    integer levels in [0, `num_levels`) lined up with its batch; its own samples are scored as they
+    are; indexing keeps the class."""
 
+    num_levels: int
 
-class _LevelBernoulli(distrax.Bernoulli):
-    """`distrax.Bernoulli` whose `log_prob` and `prob` take only levels {0, 1} lined up with its batch."""
+    def _checked(self, value):
+        value = v.check_value_shape(value, self.batch_shape, self.event_shape)
+        return v.check_integer_levels(value, self.num_levels, "value")
 
     def log_prob(self, value):
-        return super().log_prob(_check_levels(self, value, 2))
+        return super().log_prob(self._checked(value))
 
     def prob(self, value):
-        return super().prob(_check_levels(self, value, 2))
+        return super().prob(self._checked(value))
 
     def _sample_n_and_log_prob(self, key, n):
         samples = self._sample_n(key, n)
-        return samples, distrax.Bernoulli.log_prob(self, samples)
+        return samples, super().log_prob(samples)
 
     def __getitem__(self, index):
-        return _LevelBernoulli(logits=super().__getitem__(index).logits, dtype=self._dtype)
+        return type(self)(logits=super().__getitem__(index).logits, dtype=self._dtype)
 
 
-class _LevelCategorical(distrax.Categorical):
-    """`distrax.Categorical` whose `log_prob` and `prob` take only levels in [0, num_categories) lined up
-    with its batch (distrax's scores a level outside as -inf)."""
+class _LevelBernoulli(_ScoresLevels, distrax.Bernoulli):
+    """`distrax.Bernoulli` scoring only levels {0, 1} lined up with its batch."""
 
-    def log_prob(self, value):
-        return super().log_prob(_check_levels(self, value, self.num_categories))
+    num_levels = 2
 
-    def prob(self, value):
-        return super().prob(_check_levels(self, value, self.num_categories))
 
-    def _sample_n_and_log_prob(self, key, n):
-        samples = self._sample_n(key, n)
-        return samples, distrax.Categorical.log_prob(self, samples)
+class _LevelCategorical(_ScoresLevels, distrax.Categorical):
+    """`distrax.Categorical` scoring only levels in [0, num_categories) lined up with its batch
+    (distrax's scores a level outside as -inf)."""
 
-    def __getitem__(self, index):
-        return _LevelCategorical(logits=super().__getitem__(index).logits, dtype=self._dtype)
+    @property
+    def num_levels(self) -> int:
+        return self.num_categories
 
 
 class _CheckedNormal(distrax.Normal):
