@@ -235,6 +235,31 @@ def check_choice(value, choices: Sequence, name: str):
     return value
 
 
+def check_callable(value, name: str, what: str = "a callable"):
+    """`value` if it is callable (a function, a Flax module class, a `functools.partial`), else a
+    ValueError naming `name`; a string is refused with a hint (names are for the configs)."""
+    if not callable(value):
+        hint = " (pass the function or class itself, not its name)" if isinstance(value, str) else ""
+        raise ValueError(f"`{name}` must be {what}{hint}; got {value!r}.")
+    return value
+
+
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def as_compute_dtype(value, name: str = "compute_dtype"):
+    """The dtype a network computes in: None (or float32) is float32, no casting; jnp.bfloat16 or
+    jnp.float16 for mixed precision. Returns None or the jnp dtype."""
+    try:
+        dtype = None if value is None else jnp.dtype(value)
+    except TypeError:
+        dtype = False
+    if dtype is False or (dtype is not None and dtype.name not in COMPUTE_DTYPES):
+        raise ValueError(f"`{name}` must be None or one of the dtypes {COMPUTE_DTYPES} (e.g. jnp.bfloat16); "
+                         f"got {value!r}.")
+    return None if dtype is None or dtype == jnp.float32 else dtype
+
+
 def check_bool(value, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"`{name}` must be a bool; got {value!r}.")

@@ -20,6 +20,7 @@ componentwise bounds of a product of triangular matrices and of triangular inver
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import time
@@ -38,6 +39,10 @@ TINY32 = float(np.finfo(np.float32).tiny)
 REPRESENTABLE = 1e30
 K_VALUE, K_GRAD = 32.0, 64.0
 RESULTS = Path(__file__).resolve().parent / "results"
+# the scale functions the fuzzed layers take, by the names the cases use (the autoregressive
+# layers' default tanh bound is 3)
+COUPLING_SCALES = {"tanh": B.tanh_scale, "sigmoid": B.sigmoid_scale}
+AUTOREGRESSIVE_SCALES = {"tanh": functools.partial(B.tanh_scale, bound=3.0), "sigmoid": B.sigmoid_scale}
 
 
 # ---- drawing inputs ----------------------------------------------------------------------------
@@ -210,9 +215,9 @@ class AffineCoupling(Family):
     def _layer(kind, fn, shift, raw):
         params = jnp.stack([shift, raw], -1)
         if kind == "split":
-            return B.affine_split_coupling(2, lambda kept: params, scale_fn=fn)
+            return B.affine_split_coupling(2, lambda kept: params, scale_fn=COUPLING_SCALES[fn])
         mask = B.alternating_mask(6) if kind == "vector" else B.checkerboard_mask((2, 2, 2))
-        return B.affine_coupling(mask, lambda xm: params, scale_fn=fn)
+        return B.affine_coupling(mask, lambda xm: params, scale_fn=COUPLING_SCALES[fn])
 
     def run(self, case, only=None):
         out = {}
@@ -244,7 +249,7 @@ class AffineCoupling(Family):
             p = f"{kind}_{fn}_"
             shift, raw, c = case[p + "shift"], case[p + "raw"], case[p + "c"]
             with jax.enable_x64(True):
-                s = np.asarray(B.bounded_log_scale(jnp.asarray(raw), fn))
+                s = np.asarray(COUPLING_SCALES[fn](jnp.asarray(raw)))
             ds = np.ones_like(s)  # |d log s / d raw| <= 1 for both bounds
             for direction, x in (("fwd", case[p + "z"]), ("inv", case[p + "x"])):
                 sign = 1.0 if direction == "fwd" else -1.0
@@ -320,7 +325,8 @@ class Autoregressive(Family):
 
                 def f(x, shift, raw, layer_cls=layer_cls, fn=fn, direction=direction):
                     params = jnp.stack([shift, raw], -1)
-                    layer = layer_cls(lambda h: jnp.broadcast_to(params, h.shape + (2,)), scale_fn=fn)
+                    layer = layer_cls(lambda h: jnp.broadcast_to(params, h.shape + (2,)),
+                                      scale_fn=AUTOREGRESSIVE_SCALES[fn])
                     return (
                         layer.forward_and_log_det(x) if direction == "fwd" else layer.inverse_and_log_det(x)
                     )
@@ -343,7 +349,7 @@ class Autoregressive(Family):
             p = f"{cls}_{fn}_"
             shift, raw = case[p + "shift"], case[p + "raw"]
             with jax.enable_x64(True):
-                s = np.asarray(B.bounded_log_scale(jnp.asarray(raw), fn, 3.0))
+                s = np.asarray(AUTOREGRESSIVE_SCALES[fn](jnp.asarray(raw)))
             for direction, x in (("fwd", case[p + "z"]), ("inv", case[p + "x"])):
                 # MAF forward and IAF inverse: x = z e^s + mu; the other two: z = (x - mu) e^-s.
                 sampling = (cls == "maf") == (direction == "fwd")

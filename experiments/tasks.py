@@ -16,10 +16,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dgmjax.bijectors import sigmoid_scale, tanh_scale
 from dgmjax.data import (
     IMAGE_DATASETS,
     TOY_DENSITIES,
@@ -58,6 +60,7 @@ from dgmjax.models import (
     VampPrior,
     VariationalDequantizer,
 )
+from dgmjax.nn import GatedResidualBlock, ResidualBlock, concat_elu
 from dgmjax.objectives import (
     aggregated_posterior,
     bits_per_dim,
@@ -81,6 +84,45 @@ MODELS: dict[str, tuple[type, str]] = {
     "vae": (VAE, "vae"),
 }
 HEADS = ("bernoulli", "categorical", "mixture", "gaussian")
+
+# The configs name what the library takes as objects; these tables map the names.
+ACTIVATIONS: dict[str, Callable] = {"relu": nn.relu, "gelu": nn.gelu, "elu": nn.elu, "silu": nn.silu,
+                                    "tanh": jnp.tanh}
+SCALE_FNS: dict[str, Callable] = {"tanh": tanh_scale, "sigmoid": sigmoid_scale}
+# model.conditioner: the image flows' ConvResNet blocks, and the activation that goes with them
+# (the gated blocks of Flow++ use concat-ELU; the residual ones take model.activation)
+CONDITIONER_BLOCKS: dict[str, tuple[Callable, Callable | None]] = {
+    "residual": (ResidualBlock, None), "gated": (GatedResidualBlock, concat_elu)}
+COMPUTE_DTYPES: dict[str, Any] = {"float32": None, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def named(table: Mapping[str, Any], value, key: str):
+    """The object a config's name stands for; a ValueError naming the config key otherwise."""
+    if not isinstance(value, str) or value not in table:
+        raise ValueError(f"`config.{key}` must be one of {sorted(table)}; got {value!r}.")
+    return table[value]
+
+
+def _objects_from_names(kw: dict[str, Any]) -> dict[str, Any]:
+    """A model config section with its names (activation, scale function, conditioner blocks)
+    replaced by the objects the model takes."""
+    kw = dict(kw)
+    if "activation" in kw:
+        kw["activation"] = named(ACTIVATIONS, kw["activation"], "model.activation")
+    if "scale_fn" in kw:
+        kw["scale_fn"] = named(SCALE_FNS, kw["scale_fn"], "model.scale_fn")
+    if "scale_bound" in kw:  # the bound of the tanh scale
+        bound = kw.pop("scale_bound")
+        if kw.get("scale_fn", tanh_scale) is not tanh_scale:
+            raise ValueError(f"`config.model.scale_bound` bounds the tanh scale; got it with "
+                             f"`config.model.scale_fn` {kw['scale_fn'].__name__}.")
+        kw["scale_fn"] = functools.partial(tanh_scale, bound=bound)
+    if "conditioner" in kw:
+        block, activation = named(CONDITIONER_BLOCKS, kw.pop("conditioner"), "model.conditioner")
+        kw["block"] = block
+        if activation is not None:
+            kw["activation"] = activation
+    return kw
 PRIORS = ("standard", "gmm", "vamp", "realnvp", "maf", "iaf")
 POSTERIORS = ("gaussian", "iaf", "planar")
 
@@ -152,8 +194,9 @@ def make_model(name: str, kwargs: Mapping[str, Any], *, compute_dtype: str = "fl
     if name == "vae":
         return make_vae(kwargs, **shape_kwargs)
     kw = {k: tuple(val) if isinstance(val, list) else val for k, val in kwargs.items()}
+    kw = _objects_from_names(kw)
     if has_option:
-        kw["compute_dtype"] = None if compute_dtype == "float32" else compute_dtype
+        kw["compute_dtype"] = named(COMPUTE_DTYPES, compute_dtype, "compute_dtype")
     if cls is PixelCNN:
         channels = shape_kwargs["image_shape"][-1]
         kw["head"] = head_from_config(kw.pop("head"), kw.pop("num_mixtures"), channels)
@@ -182,7 +225,8 @@ def make_vae(cfg: Mapping[str, Any], *, data_shape, num_levels) -> VAE:
         raise ValueError(f"the VAE `model` config has unknown keys {unknown} and lacks {missing}; expected "
                          f"exactly {sorted(VAE_KEYS)}.")
     c = {k: tuple(val) if isinstance(val, list) else val for k, val in cfg.items()}
-    d, hidden, act = c["latent_size"], c["hidden_sizes"], c["activation"]
+    d, hidden = c["latent_size"], c["hidden_sizes"]
+    act = named(ACTIVATIONS, c["activation"], "model.activation")
     if c["posterior"] not in POSTERIORS:
         raise ValueError(f"`model.posterior` must be one of {POSTERIORS}; got {c['posterior']!r}.")
     if c["prior"] not in PRIORS:

@@ -477,7 +477,7 @@ data = discretize(sample_toy(jax.random.PRNGKey(0), "moons", 20000))
 # (a) P(y1) P(y2 | y1): a 5-component discretized mixture for y1, and one for y2 from an MLP of y1.
 head = LogisticMixtureHead(5)
 start = jnp.asarray(head.initial_params(K))  # components spread over the range
-net = MLP((64,), (head.num_params(K),))
+net = MLP((head.num_params(K),), (64,))
 def log_p_mixture(p, y):
     first = head(p["y1"], K)  # P(y1)
     second = head(start + net.apply(p["mlp"], 2.0 * y[:, :1] / (K - 1) - 1.0), K)  # P(y2 | y1)

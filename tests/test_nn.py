@@ -184,11 +184,12 @@ def test_made_encoding_bad_inputs(kwargs, x, match):
 
 # ----------------------------------------------------------------------------- conv conditioners
 def test_gated_conv_resnet_against_its_definition():
-    """ConvResNet(block="gated") = zero-init conv3x3(concat_elu(x + a * sigmoid(b))) after an input conv,
+    """ConvResNet(block=GatedResidualBlock, activation=concat_elu) = zero-init
+    conv3x3(concat_elu(x + a * sigmoid(b))) after an input conv,
     (a, b) = conv1x1(concat_elu(conv3x3(concat_elu(h)))), written here with lax convolutions."""
-    from dgmjax.nn import ConvResNet
+    from dgmjax.nn import ConvResNet, GatedResidualBlock, concat_elu
 
-    net = ConvResNet(features=6, num_blocks=1, out_channels=4, block="gated")
+    net = ConvResNet(4, features=6, num_blocks=1, block=GatedResidualBlock, activation=concat_elu)
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 5, 3))
     params = _perturb(net.init(jax.random.PRNGKey(1), x), 2)
     p = params["params"]
@@ -210,7 +211,7 @@ def test_gated_conv_resnet_against_its_definition():
     with jax.default_matmul_precision("float32"):
         np.testing.assert_allclose(net.apply(params, x), expected, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="`block`"):
-        ConvResNet(features=6, num_blocks=1, out_channels=4, block="dense").init(jax.random.PRNGKey(1), x)
+        ConvResNet(4, features=6, num_blocks=1, block="gated").init(jax.random.PRNGKey(1), x)
     from dgmjax.nn import concat_elu
 
     with pytest.raises(ValueError, match="`x` must be floating point"):

@@ -16,16 +16,16 @@ BF16_EPS = 2.0 ** -8  # bfloat16's unit round-off (8 significand bits)
 
 
 @pytest.mark.parametrize("make, x", [
-    (lambda dt: MLP((32, 32), (5, 2), zero_init_output=False, compute_dtype=dt), np.ones((4, 5))),
-    (lambda dt: ConvResNet(8, 1, 3, zero_init_output=False, compute_dtype=dt), np.ones((2, 4, 4, 2))),
+    (lambda dt: MLP((5, 2), (32, 32), zero_init_output=False, compute_dtype=dt), np.ones((4, 5))),
+    (lambda dt: ConvResNet(3, 8, 1, zero_init_output=False, compute_dtype=dt), np.ones((2, 4, 4, 2))),
     (lambda dt: MADE(5, (32,), 2, zero_init_output=False, compute_dtype=dt), np.ones((4, 5))),
 ], ids=["mlp", "convresnet", "made"])
 def test_bfloat16_conditioners_keep_float32_parameters_and_outputs(make, x):
     x = jnp.asarray(np.random.default_rng(0).normal(size=x.shape), jnp.float32)
     params = make(None).init(jax.random.PRNGKey(0), x)
-    assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(make("bfloat16").init(
+    assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(make(jnp.bfloat16).init(
         jax.random.PRNGKey(0), x)))
-    full, half = make(None).apply(params, x), make("bfloat16").apply(params, x)  # the same parameters
+    full, half = make(None).apply(params, x), make(jnp.bfloat16).apply(params, x)  # the same parameters
     assert half.dtype == jnp.float32 and half.shape == full.shape
     assert not np.array_equal(half, full)  # it did compute in bfloat16
     # each layer rounds its inputs and weights to bfloat16: a few units of round-off of the output's scale
@@ -33,17 +33,17 @@ def test_bfloat16_conditioners_keep_float32_parameters_and_outputs(make, x):
 
 
 def test_compute_dtype_is_checked():
-    with pytest.raises(ValueError, match="`compute_dtype` must be one of"):
-        MLP((8,), (2,), compute_dtype="int8").init(jax.random.PRNGKey(0), jnp.ones((1, 2)))
+    with pytest.raises(ValueError, match="`compute_dtype` must be None or one of"):
+        MLP((2,), (8,), compute_dtype=jnp.int8).init(jax.random.PRNGKey(0), jnp.ones((1, 2)))
 
 
 @pytest.mark.parametrize("make, x, num_layers", [
-    (lambda: RealNVP(event_size=4, num_layers=3, hidden_sizes=(16,), compute_dtype="bfloat16"),
+    (lambda: RealNVP(event_size=4, num_layers=3, hidden_sizes=(16,), compute_dtype=jnp.bfloat16),
      (5, 4), 3),
-    (lambda: MAF(event_size=4, num_layers=2, hidden_sizes=(16,), compute_dtype="bfloat16"), (5, 4), 2),
+    (lambda: MAF(event_size=4, num_layers=2, hidden_sizes=(16,), compute_dtype=jnp.bfloat16), (5, 4), 2),
     (lambda: ImageRealNVP(image_shape=(4, 4, 1), num_checkerboard=2, num_channelwise=2, features=8,
-                          num_blocks=1, compute_dtype="bfloat16"), (3, 4, 4, 1), 6),
-    (lambda: Glow(image_shape=(4, 4, 1), num_scales=2, num_steps=2, features=8, compute_dtype="bfloat16"),
+                          num_blocks=1, compute_dtype=jnp.bfloat16), (3, 4, 4, 1), 6),
+    (lambda: Glow(image_shape=(4, 4, 1), num_scales=2, num_steps=2, features=8, compute_dtype=jnp.bfloat16),
      (3, 4, 4, 1), 4),
 ], ids=["realnvp", "maf", "image_realnvp", "glow"])
 def test_bfloat16_flows_invert_exactly_and_keep_their_log_det(make, x, num_layers):

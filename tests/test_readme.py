@@ -27,14 +27,14 @@ def run(code, tmp_path, timeout=600):
 
 def test_the_scripts_use_only_public_names():
     scripts = readme_scripts()
-    assert set(scripts) == {"vae", "flow", "train"}
+    assert set(scripts) == {"vae", "flow", "conditioner", "train"}
     for name, code in scripts.items():
         for node in ast.walk(ast.parse(code)):
             if isinstance(node, ast.ImportFrom) and node.module.startswith("dgmjax"):
                 module = importlib.import_module(node.module)
                 for alias in node.names:
                     assert alias.name in module.__all__, (name, node.module, alias.name)
-    assert all(len(scripts[k].strip().splitlines()) <= 15 for k in ("vae", "flow"))
+    assert all(len(scripts[k].strip().splitlines()) <= 15 for k in ("vae", "flow", "conditioner"))
 
 
 def test_vae_script_prints_the_elbo_iwae_and_surgery(tmp_path):
@@ -55,6 +55,22 @@ def test_flow_script_prints_a_bound(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     bpd = float(proc.stdout.split("bits/dim")[0].split()[-1])
     assert math.isfinite(bpd) and bpd > 0
+
+
+def test_conditioner_script_trains_a_glow_with_the_users_network(tmp_path):
+    """The third script: a Glow whose couplings run the user's own Flax network, trained by the
+    library's step. 200 steps as written take the bound from about 3.9 bits/dim (couplings at the
+    identity, ActNorm fitted to the init batch) to about 2.2; here 60 steps must bring it well
+    below the start."""
+    code = readme_scripts()["conditioner"].replace("range(200)", "range(60)").replace("num_steps=200",
+                                                                                       "num_steps=60")
+    code += "\nprint('LAYERS', sorted(state.params['params']['coupling_0']))\n"
+    proc = run(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bpd = float(proc.stdout.split("bits/dim after 60 steps")[0].split()[-1])
+    assert 0 < bpd < 3.0
+    # the couplings' parameters are the user's network's (nn.Sequential's layers), one copy per step
+    assert "LAYERS ['layers_0', 'layers_2']" in proc.stdout
 
 
 def test_training_example_runs_and_resumes(tmp_path):

@@ -14,14 +14,14 @@ from dgmjax.bijectors.autoregressive import (
     Permute,
 )
 from dgmjax.bijectors.coupling import (
-    SCALE_FNS,
     SIGMOID_MAX_LOG_SCALE,
     affine_coupling,
     affine_split_coupling,
     alternating_mask,
-    bounded_log_scale,
     channel_mask,
     checkerboard_mask,
+    sigmoid_scale,
+    tanh_scale,
 )
 from dgmjax.bijectors.glow import ActNorm, Invertible1x1Conv, actnorm_init
 from dgmjax.bijectors.multiscale import (
@@ -38,7 +38,6 @@ from dgmjax.bijectors.sigmoid import ScaledSigmoid
 from dgmjax.bijectors.stack import LayerStack
 
 __all__ = [
-    "SCALE_FNS",
     "SIGMOID_MAX_LOG_SCALE",
     "SOLVERS",
     "ActNorm",
@@ -56,11 +55,12 @@ __all__ = [
     "affine_coupling",
     "affine_split_coupling",
     "alternating_mask",
-    "bounded_log_scale",
     "channel_mask",
     "checkerboard_mask",
     "merge_latent",
     "multiscale_flow",
     "multiscale_shapes",
+    "sigmoid_scale",
     "split_latent",
+    "tanh_scale",
 ]

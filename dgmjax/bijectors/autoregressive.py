@@ -44,7 +44,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from dgmjax import _checks as v
-from dgmjax.bijectors.coupling import bounded_log_scale, check_scale_fn
+from dgmjax.bijectors.coupling import check_scale_fn, tanh_scale
+
+TANH_SCALE_3 = functools.partial(tanh_scale, bound=3.0)
+"""The autoregressive layers' default scale function: `tanh_scale` with |log s| < 3."""
 
 SOLVERS = ("sequential", "fixed_point")
 """How an autoregressive layer's sequential direction can be solved (its `solver`)."""
@@ -137,9 +140,8 @@ class MaskedAutoregressive(distrax.Bijector):
         is given) with params of shape `x.shape + (2,)`: shift and raw
         log-scale; must be autoregressive in x (e.g. `dgmjax.nn.MADE`).
       context: optional conditioning array passed to the conditioner.
-      scale_fn: how the raw log-scale is bounded, "tanh" or "sigmoid" (see
-        `bounded_log_scale`).
-      scale_bound: the bound that `bounded_log_scale` uses with "tanh".
+      scale_fn: raw log-scale -> log-scale, bounded (see `tanh_scale`; the
+        default bounds |log s| by 3).
       solver: how the sequential direction (`forward`) is solved: "sequential"
         or "fixed_point" (see the module docstring). With "fixed_point", a row
         (batch element) that is not finite comes back as NaN, log-det included,
@@ -153,13 +155,12 @@ class MaskedAutoregressive(distrax.Bijector):
     Input in float16 or bfloat16 is upcast to float32 (see the module docstring).
     """
 
-    def __init__(self, conditioner: Callable, *, context=None, scale_fn: str = "tanh",
-                 scale_bound: float = 3.0, solver: str = "sequential", tolerance: float = 1e-5,
+    def __init__(self, conditioner: Callable, *, context=None, scale_fn: Callable = TANH_SCALE_3,
+                 solver: str = "sequential", tolerance: float = 1e-5,
                  max_iterations: int | None = None):
         if not callable(conditioner):
             raise ValueError(f"`conditioner` must be callable; got {type(conditioner).__name__}.")
         check_scale_fn(scale_fn)
-        scale_bound = v.check_positive_float(scale_bound, "scale_bound")
         _check_solver(solver)
         tolerance = v.check_nonnegative_float(tolerance, "tolerance")
         if max_iterations is not None:
@@ -171,7 +172,7 @@ class MaskedAutoregressive(distrax.Bijector):
             v.check_float(context, "context")
         self._conditioner = conditioner
         self._context = context
-        self._scale_fn, self._scale_bound = scale_fn, scale_bound
+        self._scale_fn = scale_fn
         self._solver, self._tolerance, self._max_iterations = solver, tolerance, max_iterations
         super().__init__(event_ndims_in=1)
 
@@ -194,7 +195,7 @@ class MaskedAutoregressive(distrax.Bijector):
                 f"the `conditioner` must return shift and log-scale of shape x.shape + (2,) = "
                 f"{x.shape + (2,)} (or a broadcast of it) for input shape {x.shape}; got {params.shape}."
             )
-        return params[..., 0], bounded_log_scale(params[..., 1], self._scale_fn, self._scale_bound)
+        return params[..., 0], self._scale_fn(params[..., 1])
 
     def _check(self, x, name):
         """`x` checked, and upcast to float32 when in a lower-precision float."""
@@ -261,11 +262,11 @@ class InverseAutoregressive(distrax.Inverse):
     ("sequential" or "fixed_point", as for `MaskedAutoregressive`).
     """
 
-    def __init__(self, conditioner: Callable, *, context=None, scale_fn: str = "tanh",
-                 scale_bound: float = 3.0, solver: str = "sequential", tolerance: float = 1e-5,
+    def __init__(self, conditioner: Callable, *, context=None, scale_fn: Callable = TANH_SCALE_3,
+                 solver: str = "sequential", tolerance: float = 1e-5,
                  max_iterations: int | None = None):
         super().__init__(MaskedAutoregressive(
-            conditioner, context=context, scale_fn=scale_fn, scale_bound=scale_bound,
+            conditioner, context=context, scale_fn=scale_fn,
             solver=solver, tolerance=tolerance, max_iterations=max_iterations))
 
 

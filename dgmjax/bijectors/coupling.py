@@ -6,7 +6,7 @@ Coupling layer (mask m, True = kept):
     z = m * x + (1 - m) * (x - t(m * x)) / s(m * x)        (inverse, data -> noise)
 
 Both directions take one conditioner pass; log|det| = sum over the transformed
-entries of log s. The scale is bounded (tanh or sigmoid) so that evaluating the
+entries of log s. The scale is bounded (`tanh_scale`, `sigmoid_scale`) so that evaluating the
 density (data -> noise, the direction training runs) can never blow up in a
 single layer, and with a zero-initialized last conditioner layer (shift 0,
 raw scale 0 -> s = 1) every layer starts as the identity.
@@ -24,45 +24,43 @@ import numpy as np
 
 from dgmjax import _checks as v
 
-SCALE_FNS = ("tanh", "sigmoid")
-"""The names `bounded_log_scale` accepts for `scale_fn`."""
-
 SIGMOID_MAX_LOG_SCALE = 10.0
-"""The largest log-scale (noise -> data) that the "sigmoid" bound gives: see `bounded_log_scale`."""
+"""The largest log-scale (noise -> data) that `sigmoid_scale` gives."""
 
 
-def check_scale_fn(scale_fn, name: str = "scale_fn") -> str:
-    if not isinstance(scale_fn, str) or scale_fn not in SCALE_FNS:
-        raise ValueError(f"`{name}` must be one of {SCALE_FNS}; got {scale_fn!r}.")
-    return scale_fn
-
-
-def bounded_log_scale(raw: jax.Array, scale_fn: str = "tanh", bound: float = 2.0) -> jax.Array:
-    """Maps an unconstrained conditioner output to a bounded log-scale, 0 at raw = 0.
+def tanh_scale(raw: jax.Array, bound: float = 2.0) -> jax.Array:
+    """A bounded log-scale from an unconstrained conditioner output: log s = bound * tanh(raw / bound).
 
     `s` is the forward (noise -> data) scale; the inverse (data -> noise)
-    divides by it. Both directions stay finite for every finite `raw`.
-
-    - `"tanh"`: log s = bound * tanh(raw / bound), so |log s| < bound both ways.
-    - `"sigmoid"`: Glow's bound. The data -> noise direction multiplies by
-      1 / s = 2 sigmoid(raw) in (0, 2), so on the density side a layer expands
-      by at most 2x, however large the conditioner's output. Unclamped, the
-      sampling side (noise -> data) would multiply by 1 / (2 sigmoid(raw)),
-      which overflows float32 for raw below about -88 (and underflows the
-      density side's multiplier to 0): so log s is clamped at
-      `SIGMOID_MAX_LOG_SCALE` = 10 (raw below about -10.7, where the density
-      side would shrink by more than e^10 = 2.2e4). Both directions and the
-      log-det use the same clamped log s, so they stay exact inverses with a
-      consistent log-det; for raw above the clamp nothing changes. (Bounding
-      the other side instead would leave the density side free to divide by
-      a vanishing sigmoid, and training evaluates the density side.) `bound`
-      is not used.
+    divides by it. |log s| < bound both ways, the slope is 1 at raw = 0 and
+    log s = 0 there. The default scale function of the couplings, the
+    autoregressive layers and the dequantizer; another bound is
+    `functools.partial(tanh_scale, bound=3.0)`.
     """
-    check_scale_fn(scale_fn)
     bound = v.check_positive_float(bound, "bound")
-    if scale_fn == "tanh":
-        return bound * jnp.tanh(raw / bound)
+    return bound * jnp.tanh(raw / bound)
+
+
+def sigmoid_scale(raw: jax.Array) -> jax.Array:
+    """Glow's bounded log-scale: the data -> noise direction multiplies by 1 / s = 2 sigmoid(raw).
+
+    On the density side a layer expands by at most 2x, however large the
+    conditioner's output; log s = 0 at raw = 0. Unclamped, the sampling side
+    (noise -> data) would multiply by 1 / (2 sigmoid(raw)), which overflows
+    float32 for raw below about -88 (and underflows the density side's
+    multiplier to 0): so log s is clamped at `SIGMOID_MAX_LOG_SCALE` = 10 (raw
+    below about -10.7, where the density side would shrink by more than e^10 =
+    2.2e4). Both directions and the log-det use the same clamped log s, so
+    they stay exact inverses with a consistent log-det. (Bounding the other
+    side instead would leave the density side free to divide by a vanishing
+    sigmoid, and training evaluates the density side.)
+    """
     return jnp.minimum(-(math.log(2.0) + jax.nn.log_sigmoid(raw)), SIGMOID_MAX_LOG_SCALE)
+
+
+def check_scale_fn(scale_fn, name: str = "scale_fn") -> Callable:
+    """`scale_fn` if it is callable (raw conditioner output -> log-scale), else a ValueError."""
+    return v.check_callable(scale_fn, name, "a function raw -> log-scale, e.g. tanh_scale")
 
 
 def _check_real_input(x, name: str):
@@ -139,8 +137,7 @@ def affine_coupling(
     mask: jax.Array,
     conditioner: Callable[[jax.Array], jax.Array],
     *,
-    scale_fn: str = "tanh",
-    scale_bound: float = 2.0,
+    scale_fn: Callable[[jax.Array], jax.Array] = tanh_scale,
 ) -> distrax.MaskedCoupling:
     """A RealNVP affine coupling layer as a `distrax.MaskedCoupling`.
 
@@ -151,9 +148,9 @@ def affine_coupling(
       conditioner: maps the masked input (shape `batch + event`) to parameters
         of shape `batch + event + (2,)`: `[..., 0]` is the shift, `[..., 1]` the
         unconstrained log-scale. Any callable works (Flax, Equinox, a function).
-      scale_fn: `"tanh"` or `"sigmoid"` bound on the scale (see
-        `bounded_log_scale`).
-      scale_bound: the bound of the `"tanh"` scale (> 0).
+      scale_fn: raw log-scale -> log-scale, bounded: `tanh_scale` (the
+        default; another bound with `functools.partial`), `sigmoid_scale`
+        (Glow's), or any function.
     """
     check_scale_fn(scale_fn)
     mask = mask if isinstance(mask, (np.ndarray, jax.Array)) else np.asarray(mask)
@@ -165,7 +162,6 @@ def affine_coupling(
         raise ValueError(f"`mask` must leave at least one entry to transform (False); got all True, "
                          f"shape {mask.shape}: the layer would be the identity.")
     mask = jnp.asarray(mask)
-    scale_bound = v.check_positive_float(scale_bound, "scale_bound")
     if not callable(conditioner):
         raise ValueError(f"`conditioner` must be callable; got {type(conditioner).__name__}.")
 
@@ -180,8 +176,7 @@ def affine_coupling(
         return params
 
     def inner(params):
-        log_scale = bounded_log_scale(params[..., 1], scale_fn, scale_bound)
-        return distrax.ScalarAffine(shift=params[..., 0], log_scale=log_scale)
+        return distrax.ScalarAffine(shift=params[..., 0], log_scale=scale_fn(params[..., 1]))
 
     return _AffineMaskedCoupling(mask=mask, conditioner=checked_conditioner, bijector=inner)
 
@@ -228,8 +223,7 @@ def affine_split_coupling(
     conditioner: Callable[[jax.Array], jax.Array],
     *,
     event_ndims: int = 3,
-    scale_fn: str = "sigmoid",
-    scale_bound: float = 2.0,
+    scale_fn: Callable[[jax.Array], jax.Array] = tanh_scale,
     swap: bool = False,
 ) -> distrax.SplitCoupling:
     """Affine coupling on a split of the last axis, as a `distrax.SplitCoupling` (Glow style).
@@ -239,22 +233,20 @@ def affine_split_coupling(
     `rest.shape + (2,)`. Cheaper than a masked coupling: the conditioner sees
     only the kept half. `swap=True` keeps the second part instead.
     `split_index` must be in [1, D - 1] for a last axis of size D (checked
-    when the layer is called).
+    when the layer is called). `scale_fn` as in `affine_coupling`.
     """
     if isinstance(split_index, bool) or not isinstance(split_index, (int, np.integer)) or split_index < 1:
         raise ValueError(f"`split_index` must be a positive int (the kept entries of the last axis); "
                          f"got {split_index!r}.")
     event_ndims = v.check_positive_int(event_ndims, "event_ndims")
     check_scale_fn(scale_fn)
-    scale_bound = v.check_positive_float(scale_bound, "scale_bound")
     if not isinstance(swap, (bool, np.bool_)):
         raise ValueError(f"`swap` must be a bool; got {swap!r}.")
     if not callable(conditioner):
         raise ValueError(f"`conditioner` must be callable; got {type(conditioner).__name__}.")
 
     def inner(params):
-        log_scale = bounded_log_scale(params[..., 1], scale_fn, scale_bound)
-        return distrax.Block(distrax.ScalarAffine(shift=params[..., 0], log_scale=log_scale),
+        return distrax.Block(distrax.ScalarAffine(shift=params[..., 0], log_scale=scale_fn(params[..., 1])),
                              event_ndims)
 
     return _AffineSplitCoupling(int(split_index), event_ndims, conditioner, inner,

@@ -25,9 +25,11 @@ starts (`LayerStack`), so the transforms, log-dets and log_prob are float32.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import distrax
+import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
@@ -40,9 +42,9 @@ from dgmjax.bijectors import (
     MaskedAutoregressive,
     Permute,
 )
+from dgmjax.bijectors.autoregressive import TANH_SCALE_3
 from dgmjax.bijectors.coupling import check_scale_fn
 from dgmjax.models.base import FlowModule, actnorm_stack_init
-from dgmjax.nn.conditioners import get_activation, resolve_compute_dtype
 from dgmjax.nn.made import MADE
 from dgmjax.nn.stack import stack_params, zip_layers
 
@@ -74,17 +76,16 @@ class _AutoregressiveFlow(FlowModule):
     event_size: int
     num_layers: int = 5
     hidden_sizes: Sequence[int] = (512,)
-    activation: str = "relu"
+    activation: Callable = nn.relu
     context_size: int = 0
     permutation: str = "reversed"
     actnorm: bool = False
-    scale_fn: str = "tanh"
-    scale_bound: float = 3.0
+    scale_fn: Callable = TANH_SCALE_3
     solver: str = "sequential"
     tolerance: float = 1e-5
     remat: bool = False
     scan_layers: bool = True
-    compute_dtype: str | None = None
+    compute_dtype: Any = None
 
     _inverse_layers = False  # IAF: True
 
@@ -97,17 +98,16 @@ class _AutoregressiveFlow(FlowModule):
         v.check_positive_int(self.event_size, "event_size")
         v.check_positive_int(self.num_layers, "num_layers")
         v.check_sizes(self.hidden_sizes, "hidden_sizes")
-        get_activation(self.activation)
+        v.check_callable(self.activation, "activation", "an activation function")
         v.check_nonnegative_int(self.context_size, "context_size")
         v.check_choice(self.permutation, PERMUTATIONS, "permutation")
         v.check_bool(self.actnorm, "actnorm")
         check_scale_fn(self.scale_fn)
-        v.check_positive_float(self.scale_bound, "scale_bound")
         v.check_choice(self.solver, SOLVERS, "solver")
         v.check_nonnegative_float(self.tolerance, "tolerance")
         v.check_bool(self.remat, "remat")
         v.check_bool(self.scan_layers, "scan_layers")
-        resolve_compute_dtype(self.compute_dtype)
+        v.as_compute_dtype(self.compute_dtype)
 
     def setup(self):
         self.check_hyperparameters()
@@ -133,7 +133,7 @@ class _AutoregressiveFlow(FlowModule):
         made = self._made()
         cond = lambda x, c=None: made.apply({"params": p["net"]}, x, c)
         layer = InverseAutoregressive if self._inverse_layers else MaskedAutoregressive
-        return layer(cond, context=context, scale_fn=self.scale_fn, scale_bound=self.scale_bound,
+        return layer(cond, context=context, scale_fn=self.scale_fn,
                      solver=solver or self.solver, tolerance=self.tolerance)
 
     def _rest(self, p, c, context, solver=None):
@@ -180,9 +180,9 @@ class MAF(_AutoregressiveFlow):
       context_size: if > 0, a conditional flow (`context` of that size).
       permutation: between layers: "reversed", "random" or "none".
       actnorm: data-dependent ActNorm in every layer (MAF's batch-norm role).
-      scale_fn: how each layer's raw log-scale is bounded, "tanh" or
-        "sigmoid" (see `dgmjax.bijectors.bounded_log_scale`).
-      scale_bound: the bound that `bounded_log_scale` uses with "tanh".
+      activation: the MADEs' activation function.
+      scale_fn: raw log-scale -> log-scale of each layer (default
+        `dgmjax.bijectors.tanh_scale` with bound 3; see `affine_coupling`).
       solver: how sampling (the sequential direction) is solved:
         "sequential" (D passes per layer) or "fixed_point" (Jacobi iteration
         with a per-example early exit; a non-finite example comes back NaN).
@@ -192,8 +192,9 @@ class MAF(_AutoregressiveFlow):
         (compile time flat in depth); False: a list of per-layer parameters
         run unrolled (a faster step at small depth). See `LayerStack`.
       compute_dtype: the conditioners' compute dtype: None (float32) or
-        "bfloat16" / "float16" for mixed precision (see `dgmjax.nn.MLP`); the
-        transforms, log-dets and the base density stay float32.
+        `jnp.bfloat16` / `jnp.float16` for mixed precision (see
+        `dgmjax.nn.MLP`); the transforms, log-dets and the base density stay
+        float32.
     """
 
     def sample_with_iterations(self, key, num_samples: int, solver: str | None = None, context=None):

@@ -14,6 +14,31 @@ from dgmjax._checks import check_context
 from dgmjax.bijectors import ActNorm, LayerStack, actnorm_init
 
 
+def build_conditioner(factory: Callable, num_outputs: int, name: str = "conditioner") -> nn.Module:
+    """`factory(num_outputs)`, a Flax module, detached from the module that builds it.
+
+    A model calls it in `setup` (where constructing a module is allowed) and
+    keeps the module's `init` / `apply`: the conditioners' parameters are
+    stacked per layer by `stack_params`, not registered as submodules.
+    """
+    v.check_callable(factory, name, "a factory: number of outputs -> Flax module")
+    module = factory(num_outputs)
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"`{name}`({num_outputs}) must return a Flax module mapping the coupling's kept "
+                         f"input to {num_outputs} outputs on its last axis; got {type(module).__name__}.")
+    return module.clone(parent=None)
+
+
+def check_image_conditioner(model) -> None:
+    """The conditioner fields of an image flow: `activation`, `block`, `compute_dtype` (the default
+    ConvResNet's) and `conditioner` (None, or a factory replacing it)."""
+    v.check_callable(model.activation, "activation", "an activation function")
+    v.check_callable(model.block, "block", "a module class (features, activation) -> residual block")
+    v.as_compute_dtype(model.compute_dtype)
+    if model.conditioner is not None:
+        v.check_callable(model.conditioner, "conditioner", "a factory: number of outputs -> Flax module")
+
+
 def check_logit_alpha(alpha, name: str = "logit_alpha"):
     """None, or a number in [0, 0.5) (the alpha of `ScaledSigmoid`)."""
     if alpha is None:

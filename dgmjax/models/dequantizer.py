@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dgmjax import _checks as v
-from dgmjax.bijectors import LayerStack, affine_coupling, checkerboard_mask
+from dgmjax.bijectors import LayerStack, affine_coupling, checkerboard_mask, tanh_scale
 from dgmjax.bijectors.coupling import check_scale_fn
 from dgmjax.nn.conditioners import ConvResNet
 from dgmjax.nn.stack import stack_params
@@ -39,7 +39,7 @@ class VariationalDequantizer(nn.Module):
     features: int = 32
     num_blocks: int = 1
     context_features: int = 16
-    scale_fn: str = "tanh"
+    scale_fn: Callable = tanh_scale
 
     def _check_config(self):
         v.check_image_shape(self.image_shape)
@@ -57,14 +57,14 @@ class VariationalDequantizer(nn.Module):
     def setup(self):
         self._check_config()
         h, w, c = self.image_shape
-        self.features_of_x = ConvResNet(self.features, self.num_blocks, self.context_features,
+        self.features_of_x = ConvResNet(self.context_features, self.features, self.num_blocks,
                                         zero_init_output=False)
         dummy = jnp.zeros((1, h, w, 2 * c + self.context_features))
         self.conditioners = self.param(
             "conditioners", lambda rng: stack_params(self._net(), rng, self.num_layers, dummy))
 
     def _net(self) -> ConvResNet:
-        return ConvResNet(self.features, self.num_blocks, 2 * self.image_shape[-1], parent=None)
+        return ConvResNet(2 * self.image_shape[-1], self.features, self.num_blocks, parent=None)
 
     def flow(self, x) -> LayerStack:
         """The coupling flow eps -> pre-sigmoid noise, conditioned on integer images x."""

@@ -21,9 +21,11 @@ log_prob are float32 and equal those of the float32 batch of the same values.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import distrax
+import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
@@ -38,10 +40,17 @@ from dgmjax.bijectors import (
     affine_split_coupling,
     multiscale_flow,
     multiscale_shapes,
+    tanh_scale,
 )
 from dgmjax.bijectors.coupling import check_scale_fn
-from dgmjax.models.base import FlowModule, actnorm_stack_init, check_logit_alpha
-from dgmjax.nn.conditioners import BLOCKS, ConvResNet, get_activation, resolve_compute_dtype
+from dgmjax.models.base import (
+    FlowModule,
+    actnorm_stack_init,
+    build_conditioner,
+    check_image_conditioner,
+    check_logit_alpha,
+)
+from dgmjax.nn.conditioners import ConvResNet, ModuleDef, ResidualBlock
 from dgmjax.nn.stack import stack_params, zip_layers
 
 __all__ = ["Glow"]
@@ -56,20 +65,28 @@ class Glow(FlowModule):
         in a factor-out (as in `ImageRealNVP`, where the last scale does not
         squeeze).
       num_steps: flow steps per scale.
-      features, num_blocks, activation: the coupling conditioners (ConvResNet).
-      conditioner: the ConvResNet's blocks: "residual" (pre-activation, with
-        `activation`) or "gated" (gated residual convs with concat-ELU).
-      scale_fn: coupling scale bound: "tanh" (the default: |log s| < 2, slope 1
-        at zero) or "sigmoid" as in the Glow paper.
+      features, num_blocks, activation, block: the default coupling
+        conditioner, a `dgmjax.nn.ConvResNet` of these (blocks
+        `ResidualBlock`, or `GatedResidualBlock` with `activation=concat_elu`
+        as in Flow++).
+      conditioner: your own conditioner instead: a factory `n -> Flax module`
+        mapping the kept half of the channels (NHWC) to n output channels,
+        shift and raw log-scale for each transformed channel (e.g.
+        `functools.partial(dgmjax.nn.ConvResNet, features=256)` or a module
+        class); one copy per step, its last layer best zero-initialized.
+      scale_fn: raw log-scale -> log-scale: `dgmjax.bijectors.tanh_scale`
+        (the default: |log s| < 2, slope 1 at zero), `sigmoid_scale` as in
+        the Glow paper, or any function.
       logit_alpha: the alpha of a logit preprocessing (`ScaledSigmoid` on the
         data side, its log-det counted in log_prob; the default 0.05), or None
         for the data as is in [0, 1), as in the Glow paper (the first
         ActNorm then centres it). The MNIST ablation in
         `experiments/RESULTS.md` chose the defaults.
       remat: recompute activations in the backward pass to save memory.
-      compute_dtype: the conditioners' compute dtype: None (float32) or
-        "bfloat16" / "float16" for mixed precision (see `dgmjax.nn.MLP`); the
-        transforms, log-dets and the base density stay float32.
+      compute_dtype: the default conditioner's compute dtype: None (float32)
+        or `jnp.bfloat16` / `jnp.float16` for mixed precision (see
+        `dgmjax.nn.MLP`); the transforms, log-dets and the base density stay
+        float32.
     """
 
     image_shape: Sequence[int]
@@ -77,12 +94,13 @@ class Glow(FlowModule):
     num_steps: int = 8
     features: int = 128
     num_blocks: int = 1
-    activation: str = "relu"
-    conditioner: str = "residual"
-    scale_fn: str = "tanh"
+    activation: Callable = nn.relu
+    block: ModuleDef = ResidualBlock
+    conditioner: ModuleDef | None = None
+    scale_fn: Callable = tanh_scale
     logit_alpha: float | None = 0.05
     remat: bool = False
-    compute_dtype: str | None = None
+    compute_dtype: Any = None
 
     def _squeezes(self):
         v.check_positive_int(self.num_scales, "num_scales")
@@ -93,9 +111,9 @@ class Glow(FlowModule):
         """The channels each scale's steps act on (after its squeeze)."""
         return [after[2] for _, after in multiscale_shapes(self.image_shape, self._squeezes())]
 
-    def _net(self, c: int) -> ConvResNet:
-        return ConvResNet(self.features, self.num_blocks, 2 * (c - c // 2), self.activation,
-                          compute_dtype=self.compute_dtype, block=self.conditioner, parent=None)
+    def _default_conditioner(self, out_channels: int) -> ConvResNet:
+        return ConvResNet(out_channels, self.features, self.num_blocks, self.activation, self.block,
+                          compute_dtype=self.compute_dtype, parent=None)
 
     unit_interval_data = True
 
@@ -105,25 +123,26 @@ class Glow(FlowModule):
         v.check_positive_int(self.num_steps, "num_steps")
         v.check_positive_int(self.features, "features")
         v.check_nonnegative_int(self.num_blocks, "num_blocks")
-        get_activation(self.activation)
-        v.check_choice(self.conditioner, BLOCKS, "conditioner")
+        check_image_conditioner(self)
         check_scale_fn(self.scale_fn)
         check_logit_alpha(self.logit_alpha)
         v.check_bool(self.remat, "remat")
-        resolve_compute_dtype(self.compute_dtype)
         self._channels()
 
     def setup(self):
         self.check_hyperparameters()
-        k = self.num_steps
+        k, nets = self.num_steps, []
         for s, (_, (h, w, c)) in enumerate(multiscale_shapes(self.image_shape, self._squeezes())):
-            self.param(f"coupling_{s}", lambda rng, h=h, w=w, c=c: stack_params(
-                self._net(c), rng, k, jnp.zeros((1, h, w, c // 2))))
+            net = build_conditioner(self.conditioner or self._default_conditioner, 2 * (c - c // 2))
+            nets.append(net.apply)
+            self.param(f"coupling_{s}", lambda rng, h=h, w=w, c=c, net=net: stack_params(
+                net, rng, k, jnp.zeros((1, h, w, c // 2))))
             self.param(f"invconv_{s}", lambda rng, c=c: {
                 "lower": jnp.zeros((k, c, c), jnp.float32), "upper": jnp.zeros((k, c, c), jnp.float32),
                 "log_diag": jnp.zeros((k, c), jnp.float32)})
             self.param(f"actnorm_{s}", lambda rng, c=c: {
                 "loc": jnp.zeros((k, c), jnp.float32), "log_scale": jnp.zeros((k, c), jnp.float32)})
+        self._apply_conditioner = tuple(nets)
 
     def event_shape(self):
         return tuple(self.image_shape)
@@ -136,12 +155,12 @@ class Glow(FlowModule):
         rng = np.random.default_rng(1000 + s)
         return np.stack([rng.permutation(c) for _ in range(self.num_steps)])
 
-    def _conv_and_coupling(self, p, perm, c: int) -> distrax.Bijector:
+    def _conv_and_coupling(self, p, perm, s: int, c: int) -> distrax.Bijector:
         """Chain([1x1 conv, coupling]): data -> noise runs the conv's inverse, then the coupling's."""
-        net = self._net(c)
+        apply = self._apply_conditioner[s]
 
         def cond(kept):
-            out = net.apply({"params": p["net"]}, kept)
+            out = apply({"params": p["net"]}, kept)
             return out.reshape(out.shape[:-1] + (c - c // 2, 2))
 
         coupling = affine_split_coupling(c // 2, cond, scale_fn=self.scale_fn)
@@ -153,7 +172,7 @@ class Glow(FlowModule):
         actnorm = self.get_variable("params", f"actnorm_{s}") if with_actnorm else None
 
         def step(p, const):
-            rest = self._conv_and_coupling(p, const["perm"], c)
+            rest = self._conv_and_coupling(p, const["perm"], s, c)
             if "actnorm" not in p:
                 return rest
             return distrax.Chain([ActNorm(p["actnorm"]["loc"], p["actnorm"]["log_scale"]), rest])

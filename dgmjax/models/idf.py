@@ -31,7 +31,8 @@ from dgmjax import _checks as v
 from dgmjax.bijectors import LayerStack, Permute, Scale, merge_latent, multiscale_flow, split_latent
 from dgmjax.bijectors.multiscale import multiscale_shapes
 from dgmjax.distributions import IntegerLogisticMixture
-from dgmjax.nn.conditioners import ConvResNet
+from dgmjax.models.base import build_conditioner
+from dgmjax.nn.conditioners import ConvResNet, ModuleDef
 from dgmjax.nn.stack import stack_params
 
 __all__ = ["IntegerDiscreteFlow", "round_straight_through"]
@@ -50,8 +51,14 @@ class IntegerDiscreteFlow(nn.Module):
       num_levels: K; inputs to the coupling networks are scaled by 1/K.
       num_scales: squeeze levels.
       num_layers: additive couplings per scale.
-      features, num_blocks: the ConvResNets of the translations and of the conditional priors.
+      features, num_blocks: the default networks of the translations and of the conditional
+        priors, `dgmjax.nn.ConvResNet`s of this width and depth.
       num_mixtures: components of each prior mixture (per dimension, per scale).
+      conditioner: your own network instead, for both: a factory `n -> Flax module` mapping NHWC
+        input (the kept channels, scaled by 1/K) to n output channels (e.g.
+        `functools.partial(dgmjax.nn.ConvResNet, features=128)` or a module class); its last
+        layer best zero-initialized, so that the couplings start as the identity and the
+        conditional priors as the per-dimension ones.
     """
 
     image_shape: Sequence[int]
@@ -61,6 +68,7 @@ class IntegerDiscreteFlow(nn.Module):
     features: int = 64
     num_blocks: int = 1
     num_mixtures: int = 5
+    conditioner: ModuleDef | None = None
 
     def _squeezes(self):
         v.check_image_shape(self.image_shape)
@@ -70,23 +78,35 @@ class IntegerDiscreteFlow(nn.Module):
         v.check_positive_int(self.features, "features")
         v.check_nonnegative_int(self.num_blocks, "num_blocks")
         v.check_positive_int(self.num_mixtures, "num_mixtures")
+        if self.conditioner is not None:
+            v.check_callable(self.conditioner, "conditioner", "a factory: number of outputs -> Flax module")
         return [True] * self.num_scales
 
     def _shapes(self):
         """The squeezed (h, w, c) each scale's couplings act on."""
         return [after for _, after in multiscale_shapes(self.image_shape, self._squeezes())]
 
-    def _net(self, c):
-        return ConvResNet(self.features, self.num_blocks, c - c // 2, parent=None)
+    def _default_conditioner(self, out_channels: int) -> ConvResNet:
+        return ConvResNet(out_channels, self.features, self.num_blocks, parent=None)
 
     def setup(self):
         shapes = self._shapes()
+        factory = self.conditioner or self._default_conditioner
+        translations, priors = [], []
         for s, (h, w, c) in enumerate(shapes):
-            self.param(f"coupling_{s}", lambda rng, h=h, w=w, c=c: stack_params(
-                self._net(c), rng, self.num_layers, jnp.zeros((1, h, w, c // 2))))
+            net = build_conditioner(factory, c - c // 2)
+            translations.append(net.apply)
+            self.param(f"coupling_{s}", lambda rng, h=h, w=w, c=c, net=net: stack_params(
+                net, rng, self.num_layers, jnp.zeros((1, h, w, c // 2))))
             if s + 1 < len(shapes):
-                self.param(f"prior_net_{s}", lambda rng, h=h, w=w, c=c: self._prior_net(c).init(
+                # Logit, scaled-mean and log-scale offsets for each of the K components of every
+                # factored-out channel; zero at init, so the conditional prior starts as the
+                # per-dimension one.
+                net = build_conditioner(factory, 3 * self.num_mixtures * (c - c // 2))
+                priors.append(net.apply)
+                self.param(f"prior_net_{s}", lambda rng, h=h, w=w, c=c, net=net: net.init(
                     rng, jnp.zeros((1, h, w, c // 2)))["params"])
+        self._translation_nets, self._prior_nets = tuple(translations), tuple(priors)
         k, shape = self.num_mixtures, tuple(self.image_shape)
         # The means are stored in units of num_levels around the centre of the level range
         # (see `prior_params`): a step of Adam moves a stored parameter by about the learning
@@ -97,13 +117,6 @@ class IntegerDiscreteFlow(nn.Module):
             "logit_weights": jnp.zeros(shape + (k,)),
             "scaled_means": jnp.linspace(-0.25, 0.25, k) * jnp.ones(shape + (k,)),
             "log_scales": jnp.full(shape + (k,), np.log(max(self.num_levels / 8.0, 1.0)))})
-
-    def _prior_net(self, c):
-        # Logit, scaled-mean and log-scale offsets for each of the K components of every
-        # factored-out channel; zero at init, so the conditional prior starts as the
-        # per-dimension one.
-        return ConvResNet(self.features, self.num_blocks, 3 * self.num_mixtures * (c - c // 2),
-                          parent=None)
 
     def prior_params(self):
         """The prior's mixture parameters in level units: logit_weights, means, log_scales."""
@@ -133,13 +146,13 @@ class IntegerDiscreteFlow(nn.Module):
             "log_scales": jnp.log(jnp.maximum(widths / 4.0, 0.25))})
 
     def _steps(self, s: int, c: int) -> LayerStack:
-        net = self._net(c)
+        apply = self._translation_nets[s]
         scale = 1.0 / self.num_levels
         reverse = distrax.Block(Permute(np.arange(c)[::-1]), 2)
 
         def layer(p, _):
             def translation(kept):
-                return round_straight_through(net.apply({"params": p}, kept * scale))[..., None]
+                return round_straight_through(apply({"params": p}, kept * scale))[..., None]
 
             coupling = distrax.SplitCoupling(c // 2, 3, translation,
                                              lambda t: distrax.Block(distrax.Shift(t[..., 0]), 3))
@@ -194,8 +207,8 @@ class IntegerDiscreteFlow(nn.Module):
     def _conditional(self, s, kept, bias):
         """Mixture parameters of the half factored out at scale s, given the kept half."""
         k = self.num_mixtures
-        out = self._prior_net(2 * kept.shape[-1]).apply(
-            {"params": self.get_variable("params", f"prior_net_{s}")}, kept / self.num_levels)
+        out = self._prior_nets[s]({"params": self.get_variable("params", f"prior_net_{s}")},
+                                  kept / self.num_levels)
         out = out.reshape(out.shape[:-1] + (-1, 3, k))
         return {"logit_weights": bias["logit_weights"] + out[..., 0, :],
                 "means": bias["means"] + self.num_levels * out[..., 1, :],

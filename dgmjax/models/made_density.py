@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import distrax
@@ -12,7 +12,6 @@ import jax.numpy as jnp
 
 from dgmjax import _checks as v
 from dgmjax.distributions import LogisticMixtureHead
-from dgmjax.nn.conditioners import get_activation
 from dgmjax.nn.made import MADE, made_order
 
 __all__ = ["MADEDensity"]
@@ -40,7 +39,7 @@ class MADEDensity(nn.Module):
     num_levels: int
     head: Any = LogisticMixtureHead(10)
     hidden_sizes: Sequence[int] = (512, 512)
-    activation: str = "relu"
+    activation: Callable = nn.relu
     order: str | Sequence[int] = "natural"
     order_seed: int = 0
     input_encoding: str = "one_hot"
@@ -50,7 +49,7 @@ class MADEDensity(nn.Module):
         v.check_positive_int(self.event_size, "event_size")
         v.check_num_levels(self.num_levels)
         v.check_sizes(self.hidden_sizes, "hidden_sizes")
-        get_activation(self.activation)
+        v.check_callable(self.activation, "activation", "an activation function")
         made_order(self.order, self.event_size, self.order_seed)
         v.check_choice(self.input_encoding, ("one_hot", "embedding"), "input_encoding")
         v.check_positive_int(self.embedding_size, "embedding_size")

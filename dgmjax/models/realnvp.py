@@ -20,9 +20,11 @@ those of the float32 batch of the same values.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import distrax
+import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
@@ -39,11 +41,12 @@ from dgmjax.bijectors import (
     checkerboard_mask,
     multiscale_flow,
     multiscale_shapes,
+    tanh_scale,
 )
 from dgmjax.bijectors.coupling import check_scale_fn
 from dgmjax.models.autoregressive import PERMUTATIONS, permutation_constants
-from dgmjax.models.base import FlowModule, check_logit_alpha
-from dgmjax.nn.conditioners import BLOCKS, MLP, ConvResNet, get_activation, resolve_compute_dtype
+from dgmjax.models.base import FlowModule, build_conditioner, check_image_conditioner, check_logit_alpha
+from dgmjax.nn.conditioners import MLP, ConvResNet, ModuleDef, ResidualBlock
 from dgmjax.nn.stack import stack_params
 
 __all__ = ["ImageRealNVP", "RealNVP"]
@@ -55,9 +58,16 @@ class RealNVP(FlowModule):
     Attributes:
       event_size: D, the data dimension (>= 2).
       num_layers: number of coupling layers.
-      hidden_sizes: widths of each layer's MLP conditioner.
-      activation: MLP activation.
-      scale_fn: bound on the coupling scale, "tanh" or "sigmoid".
+      hidden_sizes, activation: the default conditioner, an `MLP` with these
+        hidden widths and activation function.
+      conditioner: your own conditioner instead: a factory `n -> Flax module`
+        mapping the kept entries (..., D, or ..., D//2 for split couplings)
+        to n = 2 x (transformed entries) outputs, shift and raw log-scale
+        (e.g. `functools.partial(dgmjax.nn.MLP, hidden_sizes=(64,))` or a
+        module class); one copy per layer. Its last layer should start at
+        zero, so that the flow starts as the identity.
+      scale_fn: raw log-scale -> log-scale (`dgmjax.bijectors.tanh_scale`,
+        the default, or `sigmoid_scale`, or any function).
       coupling: "masked" (`distrax.MaskedCoupling` with masks alternating
         even/odd entries; the conditioner sees all D inputs, zeros where
         masked) or "split" (`distrax.SplitCoupling`: the first D//2 entries
@@ -70,28 +80,32 @@ class RealNVP(FlowModule):
       scan_layers: True: stacked parameters, scanned (compile time flat in
         depth); False: per-layer parameters run unrolled (a faster step at
         small depth). See `LayerStack`.
-      compute_dtype: the conditioners' compute dtype: None (float32) or
-        "bfloat16" / "float16" for mixed precision (see `dgmjax.nn.MLP`); the
-        transforms, log-dets and the base density stay float32.
+      compute_dtype: the default conditioner's compute dtype: None (float32)
+        or `jnp.bfloat16` / `jnp.float16` for mixed precision (see
+        `dgmjax.nn.MLP`); the transforms, log-dets and the base density stay
+        float32.
     """
 
     event_size: int
     num_layers: int = 8
     hidden_sizes: Sequence[int] = (256, 256)
-    activation: str = "relu"
-    scale_fn: str = "tanh"
+    activation: Callable = nn.relu
+    conditioner: ModuleDef | None = None
+    scale_fn: Callable = tanh_scale
     coupling: str = "masked"
     permutation: str | None = None
     remat: bool = False
     scan_layers: bool = True
-    compute_dtype: str | None = None
+    compute_dtype: Any = None
 
     def _split_index(self) -> int:
         return self.event_size // 2
 
-    def _net(self) -> MLP:
-        out = self.event_size if self.coupling == "masked" else self.event_size - self._split_index()
-        return MLP(tuple(self.hidden_sizes), (out, 2), self.activation, compute_dtype=self.compute_dtype,
+    def _transformed(self) -> int:
+        return self.event_size if self.coupling == "masked" else self.event_size - self._split_index()
+
+    def _default_conditioner(self, num_outputs: int) -> MLP:
+        return MLP(num_outputs, tuple(self.hidden_sizes), self.activation, compute_dtype=self.compute_dtype,
                    parent=None)
 
     def _permutation(self) -> str:
@@ -105,7 +119,9 @@ class RealNVP(FlowModule):
             raise ValueError(f"`event_size` must be an int >= 2 for coupling; got {self.event_size!r}.")
         v.check_positive_int(self.num_layers, "num_layers")
         v.check_sizes(self.hidden_sizes, "hidden_sizes", allow_empty=True)
-        get_activation(self.activation)
+        v.check_callable(self.activation, "activation", "an activation function")
+        if self.conditioner is not None:
+            v.check_callable(self.conditioner, "conditioner", "a factory: number of outputs -> Flax module")
         check_scale_fn(self.scale_fn)
         v.check_choice(self.coupling, ("masked", "split"), "coupling")
         if self.permutation is not None:
@@ -115,13 +131,15 @@ class RealNVP(FlowModule):
                              "the same half would be transformed in every layer.")
         v.check_bool(self.remat, "remat")
         v.check_bool(self.scan_layers, "scan_layers")
-        resolve_compute_dtype(self.compute_dtype)
+        v.as_compute_dtype(self.compute_dtype)
 
     def setup(self):
         self.check_hyperparameters()
         width = self.event_size if self.coupling == "masked" else self._split_index()
+        net = build_conditioner(self.conditioner or self._default_conditioner, 2 * self._transformed())
         self.conditioners = self.param("conditioners", lambda rng: stack_params(
-            self._net(), rng, self.num_layers, jnp.zeros((1, width)), scan=self.scan_layers))
+            net, rng, self.num_layers, jnp.zeros((1, width)), scan=self.scan_layers))
+        self._apply_conditioner = net.apply
 
     def event_shape(self):
         return (self.event_size,)
@@ -130,14 +148,17 @@ class RealNVP(FlowModule):
         return distrax.MultivariateNormalDiag(jnp.zeros(self.event_size))
 
     def bijector(self, context=None):
-        net = self._net()
+        n = self._transformed()
         constants = permutation_constants(self._permutation(), self.event_size, self.num_layers) or {}
         if self.coupling == "masked":
             constants["mask"] = np.stack([alternating_mask(self.event_size, i % 2)
                                           for i in range(self.num_layers)])
 
         def layer(p, c):
-            cond = lambda h: net.apply({"params": p}, h)
+            def cond(h):
+                out = self._apply_conditioner({"params": p}, h)
+                return out.reshape(out.shape[:-1] + (n, 2))
+
             if self.coupling == "masked":
                 coupling = affine_coupling(c["mask"], cond, scale_fn=self.scale_fn)
             else:
@@ -163,23 +184,32 @@ class ImageRealNVP(FlowModule):
     logit preprocessing of the density direction) and its log-det is part of
     `log_prob`.
 
-    Conditioners are ResNets whose last conv is zero-initialized, so the flow
-    starts as the identity (up to the logit). Checkerboard conditioners also
-    see the mask, since convolutions cannot tell the two parities apart.
+    The default conditioners are ResNets whose last conv is zero-initialized,
+    so the flow starts as the identity (up to the logit). Checkerboard
+    conditioners also see the mask (concatenated as channels), since
+    convolutions cannot tell the two parities apart.
 
     Attributes:
       image_shape: (H, W, C); H and W divisible by 2**(num_scales - 1).
       num_scales: scales, each but the last ending in a factor-out.
       num_checkerboard, num_channelwise: couplings per scale.
-      features, num_blocks, activation: the ConvResNet conditioners.
-      conditioner: their blocks: "residual" (pre-activation, with
-        `activation`) or "gated" (gated residual convs with concat-ELU).
-      scale_fn: coupling scale bound ("tanh" or "sigmoid").
+      features, num_blocks, activation, block: the default conditioner, a
+        `dgmjax.nn.ConvResNet` of these (blocks `ResidualBlock`, or
+        `GatedResidualBlock` with `activation=concat_elu` as in Flow++).
+      conditioner: your own conditioner instead: a factory `n -> Flax module`
+        mapping NHWC input (the masked image, with the mask as extra channels
+        for checkerboard couplings) to n output channels, shift and raw
+        log-scale per channel (e.g. `functools.partial(dgmjax.nn.ConvResNet,
+        features=96)` or a module class); one copy per layer, its last layer
+        best zero-initialized.
+      scale_fn: raw log-scale -> log-scale (`dgmjax.bijectors.tanh_scale`,
+        the default, or `sigmoid_scale`, or any function).
       logit_alpha: the logit preprocessing's alpha, or None for none.
       remat: recompute activations in the backward pass to save memory.
-      compute_dtype: the conditioners' compute dtype: None (float32) or
-        "bfloat16" / "float16" for mixed precision (see `dgmjax.nn.MLP`); the
-        transforms, log-dets and the base density stay float32.
+      compute_dtype: the default conditioner's compute dtype: None (float32)
+        or `jnp.bfloat16` / `jnp.float16` for mixed precision (see
+        `dgmjax.nn.MLP`); the transforms, log-dets and the base density stay
+        float32.
     """
 
     image_shape: Sequence[int]
@@ -188,12 +218,13 @@ class ImageRealNVP(FlowModule):
     num_channelwise: int = 3
     features: int = 64
     num_blocks: int = 2
-    activation: str = "gelu"
-    conditioner: str = "residual"
-    scale_fn: str = "tanh"
+    activation: Callable = nn.gelu
+    block: ModuleDef = ResidualBlock
+    conditioner: ModuleDef | None = None
+    scale_fn: Callable = tanh_scale
     logit_alpha: float | None = 0.05
     remat: bool = False
-    compute_dtype: str | None = None
+    compute_dtype: Any = None
 
     def _squeezes(self):
         v.check_positive_int(self.num_scales, "num_scales")
@@ -202,9 +233,9 @@ class ImageRealNVP(FlowModule):
     def _shapes(self):
         return multiscale_shapes(self.image_shape, self._squeezes())
 
-    def _net(self, out_channels: int) -> ConvResNet:
-        return ConvResNet(self.features, self.num_blocks, out_channels, self.activation,
-                          compute_dtype=self.compute_dtype, block=self.conditioner, parent=None)
+    def _default_conditioner(self, out_channels: int) -> ConvResNet:
+        return ConvResNet(out_channels, self.features, self.num_blocks, self.activation, self.block,
+                          compute_dtype=self.compute_dtype, parent=None)
 
     unit_interval_data = True
 
@@ -215,12 +246,10 @@ class ImageRealNVP(FlowModule):
         v.check_positive_int(self.num_channelwise, "num_channelwise")
         v.check_positive_int(self.features, "features")
         v.check_nonnegative_int(self.num_blocks, "num_blocks")
-        get_activation(self.activation)
-        v.check_choice(self.conditioner, BLOCKS, "conditioner")
+        check_image_conditioner(self)
         check_scale_fn(self.scale_fn)
         check_logit_alpha(self.logit_alpha)
         v.check_bool(self.remat, "remat")
-        resolve_compute_dtype(self.compute_dtype)
         for (h, w, _), _ in self._shapes():
             if h * w < 2:
                 fits = max(s for s in range(1, self.num_scales) if (self.image_shape[0] >> (s - 1))
@@ -231,16 +260,22 @@ class ImageRealNVP(FlowModule):
 
     def setup(self):
         self.check_hyperparameters()
-        stacks = {}
+        stacks, nets = {}, {}
+        factory = self.conditioner or self._default_conditioner
         for s, ((h, w, c), (hs, ws, cs)) in enumerate(self._shapes()):
-            stacks[f"checkerboard_{s}"] = self.param(f"checkerboard_{s}", lambda rng, h=h, w=w, c=c: (
-                stack_params(self._net(2 * c), rng, self.num_checkerboard, jnp.zeros((1, h, w, 2 * c)))))
+            net = build_conditioner(factory, 2 * c)
+            stacks[f"checkerboard_{s}"] = self.param(
+                f"checkerboard_{s}", lambda rng, h=h, w=w, c=c, net=net: stack_params(
+                    net, rng, self.num_checkerboard, jnp.zeros((1, h, w, 2 * c))))
+            nets[f"checkerboard_{s}"] = net.apply
             if s < self.num_scales - 1:
-                v.check_positive_int(self.num_channelwise, "num_channelwise")
+                net = build_conditioner(factory, 2 * cs)
                 stacks[f"channelwise_{s}"] = self.param(
-                    f"channelwise_{s}", lambda rng, hs=hs, ws=ws, cs=cs: stack_params(
-                        self._net(2 * cs), rng, self.num_channelwise, jnp.zeros((1, hs, ws, cs))))
+                    f"channelwise_{s}", lambda rng, hs=hs, ws=ws, cs=cs, net=net: stack_params(
+                        net, rng, self.num_channelwise, jnp.zeros((1, hs, ws, cs))))
+                nets[f"channelwise_{s}"] = net.apply
         self.stacks = stacks
+        self._apply_conditioner = nets
 
     def event_shape(self):
         return tuple(self.image_shape)
@@ -248,8 +283,8 @@ class ImageRealNVP(FlowModule):
     def base_distribution(self):
         return distrax.Independent(distrax.Normal(jnp.zeros(self.event_shape()), 1.0), 3)
 
-    def _coupling_stack(self, params, masks, channels: int, with_mask_input: bool) -> LayerStack:
-        net = self._net(2 * channels)
+    def _coupling_stack(self, name: str, masks, with_mask_input: bool) -> LayerStack:
+        apply = self._apply_conditioner[name]
 
         def layer(p, c):
             mask = c["mask"]
@@ -258,22 +293,23 @@ class ImageRealNVP(FlowModule):
                 inp = xm
                 if with_mask_input:
                     inp = jnp.concatenate([xm, jnp.broadcast_to(mask, xm.shape).astype(xm.dtype)], -1)
-                return net.apply({"params": p}, inp).reshape(xm.shape + (2,))
+                return apply({"params": p}, inp).reshape(xm.shape + (2,))
 
             return affine_coupling(mask, cond, scale_fn=self.scale_fn)
 
-        return LayerStack(layer, params, event_ndims=3, constants={"mask": masks}, remat=self.remat)
+        return LayerStack(layer, self.stacks[name], event_ndims=3, constants={"mask": masks},
+                          remat=self.remat)
 
     def bijector(self, context=None):
         scales = []
         for s, (shape, squeezed) in enumerate(self._shapes()):
             cb = np.stack([checkerboard_mask(shape, i % 2) for i in range(self.num_checkerboard)])
-            checkerboard = self._coupling_stack(self.stacks[f"checkerboard_{s}"], cb, shape[-1], True)
+            checkerboard = self._coupling_stack(f"checkerboard_{s}", cb, True)
             if s == self.num_scales - 1:
                 scales.append(Scale(checkerboard, squeeze=False))
                 continue
             ch = np.stack([channel_mask(squeezed, i % 2) for i in range(self.num_channelwise)])
-            channelwise = self._coupling_stack(self.stacks[f"channelwise_{s}"], ch, squeezed[-1], False)
+            channelwise = self._coupling_stack(f"channelwise_{s}", ch, False)
             scales.append(Scale(checkerboard, squeeze=True, post=channelwise))
         flow = multiscale_flow(self.image_shape, scales)
         if self.logit_alpha is None:

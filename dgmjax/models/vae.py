@@ -22,7 +22,7 @@ example; Rezende & Mohamed 2015). Priors are in `dgmjax.models.priors`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import distrax
@@ -55,12 +55,12 @@ class GaussianEncoder(nn.Module):
 
     latent_size: int
     hidden_sizes: Sequence[int] = (300, 300)
-    activation: str = "relu"
+    activation: Callable = nn.relu
 
     @nn.compact
     def __call__(self, features) -> distrax.Distribution:
         d = v.check_positive_int(self.latent_size, "latent_size")
-        net = MLP(tuple(self.hidden_sizes), (2 * d,), self.activation, zero_init_output=False, name="net")
+        net = MLP((2 * d,), tuple(self.hidden_sizes), self.activation, zero_init_output=False, name="net")
         h = net(features)
         return _gaussian(h, d)[0]
 
@@ -75,7 +75,7 @@ class IAFEncoder(nn.Module):
 
     latent_size: int
     hidden_sizes: Sequence[int] = (300, 300)
-    activation: str = "relu"
+    activation: Callable = nn.relu
     num_layers: int = 4
     flow_hidden_sizes: Sequence[int] = (256,)
     context_size: int = 64
@@ -83,7 +83,7 @@ class IAFEncoder(nn.Module):
     @nn.compact
     def __call__(self, features) -> distrax.Distribution:
         d = v.check_positive_int(self.latent_size, "latent_size")
-        h = MLP(tuple(self.hidden_sizes), (2 * d + self.context_size,), self.activation,
+        h = MLP((2 * d + self.context_size,), tuple(self.hidden_sizes), self.activation,
                 zero_init_output=False, name="net")(features)
         base, context = _gaussian(h, d)
         flow = IAF(event_size=d, num_layers=self.num_layers, hidden_sizes=tuple(self.flow_hidden_sizes),
@@ -97,14 +97,14 @@ class PlanarEncoder(nn.Module):
 
     latent_size: int
     hidden_sizes: Sequence[int] = (300, 300)
-    activation: str = "relu"
+    activation: Callable = nn.relu
     num_layers: int = 4
 
     @nn.compact
     def __call__(self, features) -> distrax.Distribution:
         d = v.check_positive_int(self.latent_size, "latent_size")
         t = v.check_positive_int(self.num_layers, "num_layers")
-        h = MLP(tuple(self.hidden_sizes), (2 * d + t * (2 * d + 1),), self.activation,
+        h = MLP((2 * d + t * (2 * d + 1),), tuple(self.hidden_sizes), self.activation,
                 zero_init_output=False, name="net")(features)
         base, extra = _gaussian(h, d)
         p = extra.reshape(extra.shape[:-1] + (t, 2 * d + 1))
@@ -126,7 +126,7 @@ class MLPDecoder(nn.Module):
     head: Any
     num_levels: int | None = 2
     hidden_sizes: Sequence[int] = (300, 300)
-    activation: str = "relu"
+    activation: Callable = nn.relu
 
     @nn.compact
     def __call__(self, z) -> distrax.Distribution:
@@ -134,7 +134,7 @@ class MLPDecoder(nn.Module):
             raise ValueError(f"`head` of MLPDecoder must be a per-element head (event shape ()); got "
                              f"{self.head}.")
         shape = tuple(self.data_shape)
-        params = MLP(tuple(self.hidden_sizes), (math.prod(shape), self.head.num_params(self.num_levels)),
+        params = MLP((math.prod(shape), self.head.num_params(self.num_levels)), tuple(self.hidden_sizes),
                      self.activation, zero_init_output=False, name="net")(z)
         params = params.reshape(params.shape[:-2] + shape + params.shape[-1:])
         return distrax.Independent(self.head(params, self.num_levels), len(shape))

@@ -5,9 +5,9 @@ from dgmjax.nn.conditioners import (
     MLP,
     ConvResNet,
     GatedResidualBlock,
+    ModuleDef,
     ResidualBlock,
     concat_elu,
-    get_activation,
 )
 from dgmjax.nn.conv import Conv, conv2d_same
 from dgmjax.nn.made import MADE, MaskedDense, made_degrees, made_masks, made_order
@@ -20,10 +20,10 @@ __all__ = [
     "ConvResNet",
     "GatedResidualBlock",
     "MaskedDense",
+    "ModuleDef",
     "ResidualBlock",
     "concat_elu",
     "conv2d_same",
-    "get_activation",
     "made_degrees",
     "made_masks",
     "made_order",

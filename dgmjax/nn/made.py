@@ -22,7 +22,8 @@ there; `dgmjax.models.MADEDensity` starts them apart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -30,7 +31,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from dgmjax import _checks as v
-from dgmjax.nn.conditioners import get_activation, resolve_compute_dtype
 
 ORDERS = ("natural", "reversed", "random")
 INPUT_ENCODINGS = ("real", "one_hot", "embedding")
@@ -113,7 +113,7 @@ class MADE(nn.Module):
         permutation: order[i] is the variable at position i.
       context_size: if > 0, a conditional MADE: `__call__(x, context)` adds an
         unmasked projection of the context to the first hidden layer.
-      activation: hidden activation.
+      activation: the hidden activation function (`flax.linen.relu`).
       zero_init_output: zero the output layer's kernel, so a flow built on it
         starts as the identity.
       output_bias: initial output bias per parameter (length num_params),
@@ -123,9 +123,9 @@ class MADE(nn.Module):
         as a one-hot vector or an `embedding_size` learned embedding).
       num_levels: the number of levels, for the categorical encodings.
       embedding_size: the size of each learned embedding.
-      compute_dtype: "bfloat16" or "float16" runs the layers in that dtype
-        (parameters stay float32, the output is float32); None or "float32"
-        computes in float32.
+      compute_dtype: `jnp.bfloat16` or `jnp.float16` runs the layers in that dtype
+        (parameters stay float32, the output is float32); None computes in
+        float32.
     """
 
     event_size: int
@@ -134,13 +134,13 @@ class MADE(nn.Module):
     order: str | Sequence[int] = "natural"
     order_seed: int = 0
     context_size: int = 0
-    activation: str = "relu"
+    activation: Callable = nn.relu
     zero_init_output: bool = True
     output_bias: Sequence[float] | None = None
     input_encoding: str = "real"
     num_levels: int | None = None
     embedding_size: int = 16
-    compute_dtype: str | None = None
+    compute_dtype: Any = None
 
     def input_order(self) -> np.ndarray:
         return made_order(self.order, self.event_size, self.order_seed)
@@ -169,8 +169,8 @@ class MADE(nn.Module):
         v.check_sizes(self.hidden_sizes, "hidden_sizes")
         v.check_positive_int(self.num_params, "num_params")
         v.check_nonnegative_int(self.context_size, "context_size")
-        get_activation(self.activation)
-        resolve_compute_dtype(self.compute_dtype)
+        act = v.check_callable(self.activation, "activation", "an activation function")
+        dt = v.as_compute_dtype(self.compute_dtype)
         x = v.as_array(x, "x")
         if x.ndim < 1 or x.shape[-1] != d:
             raise ValueError(f"`x` must have last axis of size event_size={d}; got shape {x.shape}.")
@@ -189,12 +189,10 @@ class MADE(nn.Module):
         masks = made_masks(d, self.hidden_sizes, self.input_order(), self.num_params)
         h, per_variable = self._encode(x)
         out_dtype = h.dtype
-        dt = resolve_compute_dtype(self.compute_dtype)
         if dt is not None:
             h = h.astype(dt)
             context = None if context is None else context.astype(dt)
         masks[0] = np.repeat(masks[0], per_variable, axis=0)  # every feature of a variable: its degree
-        act = get_activation(self.activation)
         for i, width in enumerate(self.hidden_sizes):
             h = MaskedDense(width, masks[i], name=f"masked_{i}")(h)
             if i == 0 and self.context_size > 0:

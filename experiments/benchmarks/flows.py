@@ -206,13 +206,13 @@ def plain_model(kind: str, layers: int):
     """The obvious distrax + flax version: a Python list of layers in distrax.Chain."""
     keys = jax.random.split(jax.random.PRNGKey(0), layers)
     if kind == "realnvp":
-        net = MLP((WIDTH,), (D - D // 2, 2))
+        net = MLP((D - D // 2, 2), (WIDTH,))
         params = [net.init(k, jnp.zeros((1, D // 2))) for k in keys]
 
         def bijector(ps):
             return distrax.Chain([
                 affine_split_coupling(D // 2, (lambda p: lambda h: net.apply(p, h))(p), event_ndims=1,
-                                      scale_fn="tanh", swap=bool(i % 2))
+                                      swap=bool(i % 2))
                 for i, p in enumerate(ps)][::-1])
     else:
         made = MADE(D, (WIDTH,), 2)

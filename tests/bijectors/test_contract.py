@@ -34,6 +34,7 @@ from dgmjax.bijectors import (
     channel_mask,
     checkerboard_mask,
     multiscale_flow,
+    sigmoid_scale,
 )
 from dgmjax.nn import MADE
 
@@ -86,7 +87,7 @@ CASES = {
     "coupling_vector_tanh": (lambda: affine_coupling(
         alternating_mask(7, 1), random_conditioner(jax.random.PRNGKey(0), (7,), 3.0)), (7,), "normal"),
     "coupling_vector_sigmoid": (lambda: affine_coupling(
-        alternating_mask(7, 0), random_conditioner(jax.random.PRNGKey(0), (7,), 3.0), scale_fn="sigmoid"),
+        alternating_mask(7, 0), random_conditioner(jax.random.PRNGKey(0), (7,), 3.0), scale_fn=sigmoid_scale),
         (7,), "normal"),
     "coupling_checkerboard": (lambda: affine_coupling(
         checkerboard_mask((4, 4, 2), 1), random_conditioner(jax.random.PRNGKey(2), (4, 4, 2), 3.0)),

@@ -3,12 +3,13 @@
 import math
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from main import load_config
-from tasks import build_task, logit_space_task
+from tasks import build_task, logit_space_task, make_model
 
 from dgmjax.data import load_images
 from dgmjax.models import MAF
@@ -120,7 +121,7 @@ def test_tasks_build_train_and_evaluate_on_digits(config_path, overrides):
 def test_compute_dtype_reaches_the_flows_and_is_refused_elsewhere():
     config = load_config(CONFIGS + "default.py")
     config.compute_dtype = "bfloat16"
-    assert build_task(config).model.compute_dtype == "bfloat16"
+    assert build_task(config).model.compute_dtype == jnp.bfloat16  # the name mapped to the dtype
     config.compute_dtype = "float32"
     assert build_task(config).model.compute_dtype is None  # float32: no casting at all
     for path in ("pixelcnn_binarized_mnist.py", "vae_2d.py:moons"):
@@ -128,4 +129,27 @@ def test_compute_dtype_reaches_the_flows_and_is_refused_elsewhere():
         config.data.name = "digits" if "pixelcnn" in path else config.data.name
         config.compute_dtype = "bfloat16"
         with pytest.raises(ValueError, match="computes in float32 only"):
+            build_task(config)
+
+
+def test_config_names_map_to_the_objects_the_models_take():
+    """The configs name activations, scale functions and conditioner blocks; the models get the
+    functions and classes (the tables in experiments/tasks.py), and an unknown name is refused
+    naming its config key."""
+    from dgmjax.bijectors import sigmoid_scale, tanh_scale
+    from dgmjax.nn import GatedResidualBlock, ResidualBlock, concat_elu
+
+    config = load_config(CONFIGS + "default.py")
+    model = build_task(config).model
+    assert model.activation is nn.gelu and model.block is ResidualBlock and model.scale_fn is tanh_scale
+    config.model.conditioner, config.model.scale_fn = "gated", "sigmoid"
+    model = build_task(config).model
+    assert model.block is GatedResidualBlock and model.activation is concat_elu
+    assert model.scale_fn is sigmoid_scale
+    scale = make_model("maf", {"scale_fn": "tanh", "scale_bound": 3.0}, event_size=4).scale_fn
+    assert scale.func is tanh_scale and scale.keywords == {"bound": 3.0}
+    for key, value in (("activation", "mish"), ("scale_fn", "exp"), ("conditioner", "dense")):
+        config = load_config(CONFIGS + "default.py")
+        config.model[key] = value
+        with pytest.raises(ValueError, match=rf"`config.model.{key}` must be one of"):
             build_task(config)

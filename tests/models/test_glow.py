@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 from helpers import brute_force_log_prob, perturb
 
-from dgmjax.bijectors import DepthToSpace
+from dgmjax.bijectors import DepthToSpace, sigmoid_scale
 from dgmjax.models import Glow
+from dgmjax.nn import GatedResidualBlock, concat_elu
 
 
 @pytest.fixture(scope="module")
 def glow_and_params():
     model = Glow(image_shape=(4, 4, 1), num_scales=2, num_steps=2, features=8, logit_alpha=None,
-                 scale_fn="sigmoid")  # the Glow paper's variant (defaults: below)
+                 scale_fn=sigmoid_scale)  # the Glow paper's variant (defaults: below)
     x = jax.random.uniform(jax.random.PRNGKey(0), (16, 4, 4, 1))
     return model, jax.jit(model.init)(jax.random.PRNGKey(1), x), x
 
@@ -61,7 +62,8 @@ def test_glow_bad_shapes():
 def test_gated_glow_with_logit_by_change_of_variables():
     """The gated concat-ELU conditioners and the logit preprocessing: log_prob by autodiff Jacobian,
     the round trip, and identity conditioners at init (only the logit and ActNorm act)."""
-    model = Glow(image_shape=(4, 4, 1), num_scales=2, num_steps=2, features=8, conditioner="gated",
+    model = Glow(image_shape=(4, 4, 1), num_scales=2, num_steps=2, features=8, block=GatedResidualBlock,
+                 activation=concat_elu,
                  logit_alpha=0.05)
     x = jax.random.uniform(jax.random.PRNGKey(0), (16, 4, 4, 1), minval=0.02, maxval=0.98)
     params = jax.jit(model.init)(jax.random.PRNGKey(1), x)

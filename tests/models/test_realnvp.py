@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from helpers import brute_force_log_prob, perturb
 
+from dgmjax.bijectors import sigmoid_scale, tanh_scale
 from dgmjax.models import ImageRealNVP, RealNVP
 
 
 @pytest.mark.parametrize("scale_fn, coupling, permutation", [
-    ("tanh", "masked", None), ("sigmoid", "masked", "random"), ("tanh", "split", None),
-    ("sigmoid", "split", "random")])
+    (tanh_scale, "masked", None), (sigmoid_scale, "masked", "random"), (tanh_scale, "split", None),
+    (sigmoid_scale, "split", "random")])
 def test_realnvp_identity_at_init_and_log_prob(scale_fn, coupling, permutation):
     model = RealNVP(event_size=5, num_layers=4, hidden_sizes=(16,), scale_fn=scale_fn,
                     coupling=coupling, permutation=permutation)
