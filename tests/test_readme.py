@@ -60,15 +60,15 @@ def test_flow_script_prints_a_bound(tmp_path):
 def test_conditioner_script_trains_a_glow_with_the_users_network(tmp_path):
     """The third script: a Glow whose couplings run the user's own Flax network, trained by the
     library's step. 200 steps as written take the bound from about 3.9 bits/dim (couplings at the
-    identity, ActNorm fitted to the init batch) to about 2.2; here 60 steps must bring it well
-    below the start."""
-    code = readme_scripts()["conditioner"].replace("range(200)", "range(60)").replace("num_steps=200",
-                                                                                       "num_steps=60")
+    identity, ActNorm fitted to the init batch) to about 2.2, 30 steps to about 2.7; here 30 steps
+    must bring it well below the start."""
+    code = readme_scripts()["conditioner"].replace("range(200)", "range(30)").replace("num_steps=200",
+                                                                                       "num_steps=30")
     code += "\nprint('LAYERS', sorted(state.params['params']['coupling_0']))\n"
     proc = run(code, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    bpd = float(proc.stdout.split("bits/dim after 60 steps")[0].split()[-1])
-    assert 0 < bpd < 3.0
+    bpd = float(proc.stdout.split("bits/dim after 30 steps")[0].split()[-1])
+    assert 0 < bpd < 3.2
     # the couplings' parameters are the user's network's (nn.Sequential's layers), one copy per step
     assert "LAYERS ['layers_0', 'layers_2']" in proc.stdout
 
