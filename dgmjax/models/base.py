@@ -12,6 +12,7 @@ import numpy as np
 from dgmjax import _checks as v
 from dgmjax._checks import check_context
 from dgmjax.bijectors import ActNorm, LayerStack, actnorm_init
+from dgmjax.nn.conditioners import BLOCK_CONTRACT
 
 
 def build_conditioner(factory: Callable, num_outputs: int, name: str = "conditioner") -> nn.Module:
@@ -30,13 +31,11 @@ def build_conditioner(factory: Callable, num_outputs: int, name: str = "conditio
 
 
 def check_image_conditioner(model) -> None:
-    """The conditioner fields of an image flow: `activation`, `block`, `compute_dtype` (the default
-    ConvResNet's) and `conditioner` (None, or a factory replacing it)."""
+    """The default conditioner's fields of an image flow: `activation`, `block`, `compute_dtype` (a
+    `conditioner` factory is checked where it is built, `build_conditioner`)."""
     v.check_callable(model.activation, "activation", "an activation function")
-    v.check_callable(model.block, "block", "a module class (features, activation) -> residual block")
+    v.check_callable(model.block, "block", BLOCK_CONTRACT)
     v.as_compute_dtype(model.compute_dtype)
-    if model.conditioner is not None:
-        v.check_callable(model.conditioner, "conditioner", "a factory: number of outputs -> Flax module")
 
 
 def check_logit_alpha(alpha, name: str = "logit_alpha"):

@@ -78,8 +78,6 @@ class IntegerDiscreteFlow(nn.Module):
         v.check_positive_int(self.features, "features")
         v.check_nonnegative_int(self.num_blocks, "num_blocks")
         v.check_positive_int(self.num_mixtures, "num_mixtures")
-        if self.conditioner is not None:
-            v.check_callable(self.conditioner, "conditioner", "a factory: number of outputs -> Flax module")
         return [True] * self.num_scales
 
     def _shapes(self):

@@ -120,8 +120,6 @@ class RealNVP(FlowModule):
         v.check_positive_int(self.num_layers, "num_layers")
         v.check_sizes(self.hidden_sizes, "hidden_sizes", allow_empty=True)
         v.check_callable(self.activation, "activation", "an activation function")
-        if self.conditioner is not None:
-            v.check_callable(self.conditioner, "conditioner", "a factory: number of outputs -> Flax module")
         check_scale_fn(self.scale_fn)
         v.check_choice(self.coupling, ("masked", "split"), "coupling")
         if self.permutation is not None:

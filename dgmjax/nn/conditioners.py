@@ -20,6 +20,9 @@ from dgmjax.nn.conv import Conv
 ModuleDef = Callable[..., nn.Module]
 """A Flax module class or a factory of modules (e.g. a `functools.partial` of one)."""
 
+BLOCK_CONTRACT = "a module class (features, activation, conv_impl=...) -> a block keeping the channels"
+"""What `ConvResNet`'s `block` must be, for its error message."""
+
 
 class MLP(nn.Module):
     """Dense network on the last axis, output reshaped to `x.shape[:-1] + out_shape`.
@@ -133,11 +136,12 @@ class ConvResNet(nn.Module):
     """Convolutional ResNet on NHWC images, keeping H and W.
 
     Input conv (3x3) to `features` channels, `num_blocks` blocks
-    (`block(features, activation)`), `activation`, and a zero-initialized 3x3
+    (`block(features, activation, conv_impl=conv_impl)`), `activation`, and a zero-initialized 3x3
     output conv to `out_channels`. The blocks are pre-activation
     `ResidualBlock`s by default, or `GatedResidualBlock`s with
     `activation=concat_elu` as in Flow++; any module class (or factory)
-    taking `(features, activation)` and keeping the channels works. Leading
+    taking `(features, activation, conv_impl=...)` and keeping the channels
+    works. Leading
     batch axes beyond one are flattened and restored. Convolutions are
     `dgmjax.nn.Conv` (fast inside `lax.scan` on CPU too). `compute_dtype` as
     in `MLP`: the convolutions run in it, the parameters stay float32 and the
@@ -162,7 +166,7 @@ class ConvResNet(nn.Module):
         v.check_nonnegative_int(self.num_blocks, "num_blocks")
         v.check_positive_int(self.out_channels, "out_channels")
         act = v.check_callable(self.activation, "activation", "an activation function")
-        block = v.check_callable(self.block, "block", "a module class (features, activation) -> block")
+        block = v.check_callable(self.block, "block", BLOCK_CONTRACT)
         x = v.as_array(x, "x")
         if x.ndim < 3:
             raise ValueError(f"`x` must have shape (..., H, W, C); got {x.shape}.")
