@@ -106,11 +106,6 @@ def _discretized_logistic(x, means, log_scales, num_levels, min_log_scale):
     return _log_bin_mass(centre - means, half_width, log_scales, x > 0, x < num_levels - 1)
 
 
-def _logistic_noise(key, shape, dtype):
-    u = jax.random.uniform(key, shape, dtype, minval=1e-7, maxval=1.0 - 1e-7)
-    return jnp.log(u) - jnp.log1p(-u)
-
-
 def _level_of(values, num_levels):
     """The level whose bin contains a value of the [-1, 1] scale (edge bins take the tails),
     clipped into [0, L) as a float before the cast (a NaN, possible only from NaN parameters
@@ -192,7 +187,7 @@ def _sample_logistic_mixture(key, n, params, batch_shape, min_log_scale):
         return jnp.take_along_axis(a, comp[..., None], axis=-1)[..., 0]
 
     scale = jnp.exp(jnp.clip(pick(params["log_scales"]), min_log_scale, MAX_LOG_SCALE))
-    return pick(params["means"]) + scale * _logistic_noise(k2, shape, params["means"].dtype)
+    return pick(params["means"]) + scale * jax.random.logistic(k2, shape, params["means"].dtype)
 
 
 class DiscretizedLogisticMixture(distrax.Distribution):
@@ -358,7 +353,7 @@ class DiscretizedRGBLogisticMixture(distrax.Distribution):
 
         mu, c = pick(p["means"]), jnp.tanh(pick(p["coeffs"]))
         log_s = jnp.clip(pick(p["log_scales"]), self._min_log_scale, MAX_LOG_SCALE)
-        noise = _logistic_noise(k2, mu.shape, mu.dtype) * jnp.exp(log_s)
+        noise = jax.random.logistic(k2, mu.shape, mu.dtype) * jnp.exp(log_s)
         r = _level_of(mu[..., 0] + noise[..., 0], self._num_levels)
         g = _level_of(mu[..., 1] + c[..., 0] * self._to_scale(r) + noise[..., 1], self._num_levels)
         b = _level_of(mu[..., 2] + c[..., 1] * self._to_scale(r) + c[..., 2] * self._to_scale(g)

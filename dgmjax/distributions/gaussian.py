@@ -23,7 +23,6 @@ import math
 import distrax
 import jax
 import jax.numpy as jnp
-from distrax._src.distributions.distribution import to_batch_shape_index
 
 from dgmjax import _checks as v
 
@@ -166,5 +165,7 @@ class LogScaleNormal(distrax.MultivariateNormalDiag):
         return jnp.sum(diag_gaussian_kl(self._loc, self._log_scale, other_dist.loc, log_scale_p), axis=-1)
 
     def __getitem__(self, index):
-        index = to_batch_shape_index(self.batch_shape, index)
+        """The members at `index` of the batch (numpy indexing of the batch axes; the event axis,
+        last, is kept whole)."""
+        index = (*(index if isinstance(index, tuple) else (index,)), slice(None))
         return LogScaleNormal(self.loc[index], self.log_scale[index])

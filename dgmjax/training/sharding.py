@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import jax
-import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 BATCH_AXIS = "batch"
 
@@ -20,7 +19,9 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
         if not 1 <= num_devices <= len(devices):
             raise ValueError(f"`num_devices` must be in [1, {len(devices)}]; got {num_devices}.")
         devices = devices[:num_devices]
-    return Mesh(np.asarray(devices), (BATCH_AXIS,))
+    # jax.make_mesh orders the devices for the physical topology; Auto axes keep the sharding
+    # implicit (jit places and propagates it), as the train step expects
+    return jax.make_mesh((len(devices),), (BATCH_AXIS,), axis_types=(AxisType.Auto,), devices=devices)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
