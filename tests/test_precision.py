@@ -86,11 +86,14 @@ def test_invertible_1x1_conv_is_exact_at_any_default_precision():
     np.testing.assert_allclose(log_det, 16 * logabs, rtol=1e-5)
 
 
-# Unit round-off of a float32 matmul at the backend's default precision: full float32 on the CPU,
+# Unit round-off of a float32 matmul at an accelerator's default precision:
 # TF32 (10 explicit significand bits) on GPUs, one bfloat16 pass on TPUs.
-DEFAULT_EPS = {"cpu": 2.0 ** -24, "gpu": 2.0 ** -11, "cuda": 2.0 ** -11, "rocm": 2.0 ** -11, "tpu": 2.0 ** -8}
+DEFAULT_EPS = {"gpu": 2.0 ** -11, "cuda": 2.0 ** -11, "rocm": 2.0 ** -11, "tpu": 2.0 ** -8}
 
 
+@pytest.mark.skipif(jax.default_backend() == "cpu", reason=(
+    "the CPU's default float32 matmul precision is full float32: the program compared is the reference "
+    "itself, so the check means something only on GPUs and TPUs"))
 @pytest.mark.parametrize("make, x, matmuls", [
     (lambda: RealNVP(event_size=6, num_layers=3, hidden_sizes=(16, 16)), (8, 6), 3 * 3 * 4),
     (lambda: MAF(event_size=6, num_layers=3, hidden_sizes=(16,)), (8, 6), 3 * 2 * 4),
@@ -102,7 +105,7 @@ def test_round_trip_and_log_det_at_the_backends_default_precision(make, x, matmu
     """Every family at the backend's default matmul precision (the session fixes "highest" for the
     exactness tests): the round trip and the log-det stay within a bound from that precision's unit
     round-off. `matmuls` counts layers x matmuls per conditioner x sqrt(reduction width), the
-    growth of a rounding error through the conditioners; on the CPU the bound is 1e-5 to 1e-4."""
+    growth of a rounding error through the conditioners."""
     eps = DEFAULT_EPS.get(jax.default_backend(), 2.0 ** -8)
     model = make()
     x = jax.random.uniform(jax.random.PRNGKey(0), x, minval=0.05, maxval=0.95)
