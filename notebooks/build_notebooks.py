@@ -236,7 +236,7 @@ print(f"MAF on digits, test set: {metrics['nll_logit_space']:.1f} nats in logit 
       f"{metrics['bpd_bound']:.3f} bits/dim on the pixels (bound)")
 
 run = jax.jit(lambda p, k, solver, tol: maf64.clone(tolerance=tol).apply(
-    p, k, 64, solver, method="sample_with_iterations"), static_argnums=(2, 3))
+    p, k, 64, solver=solver, method="sample_with_iterations"), static_argnums=(2, 3))
 key = jax.random.PRNGKey(0)
 x_seq, it_seq = run(params64, key, "sequential", 1e-5)
 for tol in (1e-2, 1e-4, 1e-6):

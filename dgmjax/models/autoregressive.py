@@ -197,8 +197,11 @@ class MAF(_AutoregressiveFlow):
         float32.
     """
 
-    def sample_with_iterations(self, key, num_samples: int, solver: str | None = None, context=None):
-        """Samples, and the conditioner passes each layer's solver used (shape (num_layers,))."""
+    def sample_with_iterations(self, key, num_samples: int, context=None, *, solver: str | None = None):
+        """Samples, and the conditioner passes each layer's solver used (shape (num_layers,)).
+
+        The arguments of `sample` (no temperature), and `solver` to solve with another solver
+        than the model's own."""
         self.check_hyperparameters()
         num_samples = v.check_positive_int(num_samples, "num_samples")
         if solver is not None:

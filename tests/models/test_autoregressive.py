@@ -54,7 +54,7 @@ def test_conditional_maf_and_bad_context():
 def test_maf_sampling_solvers_agree():
     model = MAF(event_size=8, num_layers=3, hidden_sizes=(16,))
     params = perturb(model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8))), 4, 0.2)
-    run = jax.jit(lambda p, k, m: model.apply(p, k, 32, m, method=model.sample_with_iterations),
+    run = jax.jit(lambda p, k, m: model.apply(p, k, 32, solver=m, method=model.sample_with_iterations),
                   static_argnums=2)
     x_seq, it_seq = run(params, jax.random.PRNGKey(1), "sequential")
     x_fp, it_fp = run(params, jax.random.PRNGKey(1), "fixed_point")
@@ -93,9 +93,9 @@ def test_scan_layers_false_is_the_same_flow(cls, kwargs):
     key = jax.random.PRNGKey(4)
     c1 = None if ctx is None else ctx[0]
     if cls is MAF:  # samples and the fixed-point passes per layer
-        args = (key, 4, "fixed_point", c1)
-        x_loop, it_loop = unrolled.apply(p_loop, *args, method=unrolled.sample_with_iterations)
-        x_scan, it_scan = scanned.apply(p_scan, *args, method=scanned.sample_with_iterations)
+        args, kw = (key, 4, c1), {"solver": "fixed_point"}
+        x_loop, it_loop = unrolled.apply(p_loop, *args, **kw, method=unrolled.sample_with_iterations)
+        x_scan, it_scan = scanned.apply(p_scan, *args, **kw, method=scanned.sample_with_iterations)
         np.testing.assert_array_equal(it_loop, it_scan)
     else:
         x_loop = unrolled.apply(p_loop, key, 4, c1, method=unrolled.sample)
